@@ -1,0 +1,497 @@
+"""Network construction and the equilibrium solve."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Union
+
+import numpy as np
+
+from . import _core
+from ._core import InvalidNetworkError
+from ._names import NameTable
+from ._validation import check_finite, float_array, positive_array
+from .diodes import IdealDiode, ReluDiode, ShockleyDiode, _from_row
+
+__all__ = ["GROUND", "Network", "Solution"]
+
+GROUND = 0
+"""Index of the ground node (0 V)."""
+
+Node = Union[int, str]
+_GROUND_ALIASES = ("0", "gnd", "GND", "Gnd")
+_METHODS = ("auto", "direct", "layered")
+
+
+class Network:
+    """A network of resistors, diodes, voltage sources and current sources.
+
+    Nodes are integers (``GROUND == 0``) or names; every method that takes a node
+    accepts either. Elements get default names (``R0``, ``D0``, ``V0``, ``I0``,
+    nodes ``n1``...) unless named. The topology's symbolic analysis is computed on
+    the first solve and kept until the topology changes: setting
+    :attr:`conductances` or source values only costs a numeric refactorization.
+
+    Examples
+    --------
+    >>> import ohmflow as of
+    >>> net = of.Network()
+    >>> a, b = net.add_node("a"), net.add_node("b")
+    >>> _ = net.add_voltage_source(a, 1.0)
+    >>> _ = net.add_resistor(a, b, conductance=1e-3)
+    >>> _ = net.add_resistor(b, of.GROUND, conductance=1e-3)
+    >>> round(net.solve().voltage("b"), 12)
+    0.5
+    """
+
+    def __init__(self) -> None:
+        self._core = _core.CoreNetwork()
+        self._nodes = NameTable("n", "node")
+        self._nodes.extend(1, ["0"])
+        self._resistors = NameTable("R", "resistor")
+        self._diodes = NameTable("D", "diode")
+        self._vsources = NameTable("V", "voltage source")
+        self._isources = NameTable("I", "current source")
+        # Sign of each voltage source's reported current (-1 for SPICE sources whose
+        # + terminal is on ground; see read_spice).
+        self._vsign: list[float] = []
+        self._inputs: list[int] = []  # voltage-source index of each input
+
+    # ------------------------------------------------------------------ nodes
+    def add_node(self, name: str | None = None) -> int:
+        """Adds a node; returns its index."""
+        return int(self.add_nodes(1, None if name is None else [name])[0])
+
+    def add_nodes(self, count: int, names: Sequence[str] | None = None) -> np.ndarray:
+        """Adds ``count`` nodes; returns their indices as an int64 array."""
+        count = int(count)
+        if count < 0:
+            raise InvalidNetworkError("count must be >= 0")
+        if names is not None:
+            for nm in names:
+                if nm in _GROUND_ALIASES:
+                    raise InvalidNetworkError(f"node name {nm!r} is reserved for ground")
+        self._nodes.extend(count, None if names is None else list(names))
+        first = self._core.add_nodes(count)
+        return np.arange(first, first + count, dtype=np.int64)
+
+    def node(self, key: Node) -> int:
+        """Index of a node given by index or name."""
+        if isinstance(key, str) and key in _GROUND_ALIASES:
+            return GROUND
+        return self._nodes.lookup(key)
+
+    def _node_array(self, keys: Any, what: str) -> np.ndarray:
+        if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu":
+            a = np.ascontiguousarray(keys, dtype=np.int64).reshape(-1)
+            if a.size and (a.min() < 0 or a.max() >= self.n_nodes):
+                bad = a[(a < 0) | (a >= self.n_nodes)][0]
+                raise InvalidNetworkError(f"{what}: unknown node {bad} (the network has "
+                                          f"{self.n_nodes} nodes)")
+            return a
+        if isinstance(keys, (str, int, np.integer)):
+            keys = [keys]
+        return np.asarray([self.node(k) for k in keys], dtype=np.int64)
+
+    @property
+    def n_nodes(self) -> int:
+        """Number of nodes, ground included."""
+        return self._core.n_nodes
+
+    @property
+    def node_names(self) -> list[str]:
+        """Name of each node, in index order (ground is ``"0"``)."""
+        return self._nodes.names()
+
+    # -------------------------------------------------------------- resistors
+    def add_resistor(self, a: Node, b: Node, conductance: float | None = None, *,
+                     resistance: float | None = None, name: str | None = None) -> int:
+        """Adds a resistor between ``a`` and ``b``; returns its index.
+
+        Give exactly one of ``conductance`` (S) or ``resistance`` (Ω).
+        """
+        if (conductance is None) == (resistance is None):
+            raise InvalidNetworkError("give exactly one of conductance= or resistance=")
+        g = conductance if resistance is None else 1.0 / positive_array(resistance, "resistance")[0]
+        idx = self.add_resistors([self.node(a)], [self.node(b)], [g],
+                                 names=None if name is None else [name])
+        return int(idx[0])
+
+    def add_resistors(self, src: Any, dst: Any, conductances: Any,
+                      names: Sequence[str] | None = None) -> np.ndarray:
+        """Adds resistors ``src[i] — dst[i]`` (vectorised); returns their indices."""
+        a = self._node_array(src, "resistor")
+        b = self._node_array(dst, "resistor")
+        g = float_array(conductances, "conductance")
+        if g.shape[0] == 1 and a.shape[0] != 1:
+            g = np.full(a.shape[0], g[0])
+        # Names are validated before the core changes, so a bad name loses nothing.
+        table = self._resistors.copy()
+        table.extend(a.shape[0], None if names is None else list(names))
+        first = self._core.add_resistors(a, b, g)
+        self._resistors = table
+        return np.arange(first, first + a.shape[0], dtype=np.int64)
+
+    @property
+    def n_resistors(self) -> int:
+        return self._core.n_resistors
+
+    @property
+    def resistor_names(self) -> list[str]:
+        """Name of each resistor, aligned with :attr:`conductances`."""
+        return self._resistors.names()
+
+    @property
+    def resistor_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """End nodes (a, b) of every resistor; currents are counted a → b."""
+        return self._core.resistors()
+
+    @property
+    def conductances(self) -> np.ndarray:
+        """Conductances (S), aligned with :attr:`resistor_names` (a copy; assign to change)."""
+        return self._core.conductances()
+
+    @conductances.setter
+    def conductances(self, g: Any) -> None:
+        self._core.set_conductances(float_array(g, "conductances", length=self.n_resistors))
+
+    @property
+    def resistances(self) -> np.ndarray:
+        """Resistances (Ω) = 1 / conductances."""
+        return 1.0 / self.conductances
+
+    def resistor(self, key: str | int) -> int:
+        """Index of a resistor given by name or index."""
+        return self._resistors.lookup(key)
+
+    # ----------------------------------------------------------------- diodes
+    def add_diode(self, anode: Node, cathode: Node, model: Any = None, *,
+                  name: str | None = None) -> int:
+        """Adds a diode from ``anode`` to ``cathode``; returns its index.
+
+        ``model`` is :class:`IdealDiode` (default), :class:`ReluDiode` or
+        :class:`ShockleyDiode`.
+        """
+        idx = self.add_diodes([self.node(anode)], [self.node(cathode)], model,
+                              names=None if name is None else [name])
+        return int(idx[0])
+
+    def add_diodes(self, anodes: Any, cathodes: Any, model: Any = None,
+                   names: Sequence[str] | None = None) -> np.ndarray:
+        """Adds diodes (vectorised) sharing one model, or one model per diode."""
+        a = self._node_array(anodes, "diode")
+        b = self._node_array(cathodes, "diode")
+        models = model if isinstance(model, (list, tuple)) else [model] * a.shape[0]
+        if len(models) != a.shape[0]:
+            raise InvalidNetworkError(f"diode: {a.shape[0]} diodes but {len(models)} models")
+        kinds = np.empty(a.shape[0], dtype=np.uint8)
+        params = np.empty((a.shape[0], 4))
+        for i, m in enumerate(models):
+            m = IdealDiode() if m is None else m
+            if not isinstance(m, (IdealDiode, ReluDiode, ShockleyDiode)):
+                raise InvalidNetworkError(f"unknown diode model {m!r}")
+            kinds[i], params[i] = m._row()
+        table = self._diodes.copy()
+        table.extend(a.shape[0], None if names is None else list(names))
+        first = self._core.add_diodes(a, b, kinds, params)
+        self._diodes = table
+        return np.arange(first, first + a.shape[0], dtype=np.int64)
+
+    @property
+    def n_diodes(self) -> int:
+        return self._core.n_diodes
+
+    @property
+    def diode_names(self) -> list[str]:
+        return self._diodes.names()
+
+    @property
+    def diode_nodes(self) -> tuple[np.ndarray, np.ndarray]:
+        """(anodes, cathodes) of every diode."""
+        a, b, _, _ = self._core.diodes()
+        return a, b
+
+    @property
+    def diode_models(self) -> list[IdealDiode | ReluDiode | ShockleyDiode]:
+        _, _, kinds, params = self._core.diodes()
+        return [_from_row(int(k), p) for k, p in zip(kinds, params)]
+
+    def set_diode_model(self, key: str | int, model: Any) -> None:
+        kind, row = model._row()
+        self._core.set_diode_model(self._diodes.lookup(key), kind, row)
+
+    # ---------------------------------------------------------------- sources
+    def add_voltage_source(self, node: Node, value: float, *, name: str | None = None) -> int:
+        """Clamps ``node`` to ``value`` volts (a source to ground); returns its index."""
+        value = check_finite(value, "voltage source value")
+        return self._add_vsource(node, value, name)
+
+    def add_input(self, node: Node, *, name: str | None = None) -> int:
+        """Clamps ``node`` to a per-sample input; returns the input's column in ``inputs``."""
+        self._add_vsource(node, None, name)
+        return len(self._inputs) - 1
+
+    def _add_vsource(self, node: Node, value: float | None, name: str | None) -> int:
+        n = self.node(node)
+        table = self._vsources.copy()
+        table.extend(1, None if name is None else [name])
+        k = self._core.add_voltage_source(n, value)
+        self._vsources = table
+        self._vsign.append(1.0)
+        if value is None:
+            self._inputs.append(k)
+        return k
+
+    def set_voltage_source(self, key: str | int, value: float) -> None:
+        """Changes the value of a fixed voltage source (no new symbolic analysis)."""
+        k = self._vsources.lookup(key)
+        self._core.set_voltage_source_value(k, check_finite(value, "voltage source value")
+                                            * self._vsign[k])
+
+    @property
+    def n_inputs(self) -> int:
+        return self._core.n_inputs
+
+    @property
+    def input_nodes(self) -> np.ndarray:
+        """Node of each input, in input order."""
+        nodes, _, k = self._core.voltage_sources()
+        return nodes[k >= 0][np.argsort(k[k >= 0])]
+
+    @property
+    def voltage_source_names(self) -> list[str]:
+        return self._vsources.names()
+
+    @property
+    def voltage_source_nodes(self) -> np.ndarray:
+        return self._core.voltage_sources()[0]
+
+    @property
+    def voltage_source_values(self) -> np.ndarray:
+        """Clamp values (NaN for inputs)."""
+        return self._core.voltage_sources()[1]
+
+    def add_current_source(self, a: Node, b: Node, current: float, *,
+                           name: str | None = None) -> int:
+        """Adds a current source drawing ``current`` amperes out of ``a`` and into ``b``.
+
+        This is SPICE's convention for ``I a b current``.
+        """
+        idx = self.add_current_sources([self.node(a)], [self.node(b)], [current],
+                                       names=None if name is None else [name])
+        return int(idx[0])
+
+    def add_current_sources(self, a: Any, b: Any, currents: Any,
+                            names: Sequence[str] | None = None) -> np.ndarray:
+        """Vectorised :meth:`add_current_source`."""
+        na = self._node_array(a, "current source")
+        nb = self._node_array(b, "current source")
+        i = float_array(currents, "current")
+        table = self._isources.copy()
+        table.extend(na.shape[0], None if names is None else list(names))
+        first = self._core.add_current_sources(na, nb, i)
+        self._isources = table
+        return np.arange(first, first + na.shape[0], dtype=np.int64)
+
+    @property
+    def current_source_names(self) -> list[str]:
+        return self._isources.names()
+
+    @property
+    def current_source_values(self) -> np.ndarray:
+        return self._core.current_sources()[2]
+
+    @current_source_values.setter
+    def current_source_values(self, values: Any) -> None:
+        self._core.set_current_source_values(
+            float_array(values, "current source values", length=self._core.n_current_sources))
+
+    def set_current_source(self, key: str | int, current: float) -> None:
+        vals = self.current_source_values
+        vals[self._isources.lookup(key)] = check_finite(current, "current")
+        self._core.set_current_source_values(vals)
+
+    # ------------------------------------------------------------------ solve
+    def solve(self, inputs: Any = None, *, method: str = "auto", threads: int | None = None,
+              rtol: float = 1e-12, vtol: float = 1e-13, max_iter: int = 500,
+              warm_start: Solution | None = None) -> Solution:
+        """Computes the DC operating point.
+
+        Parameters
+        ----------
+        inputs : array_like, optional
+            Shape ``(batch, n_inputs)``: one row of input voltages per sample. A 1-d
+            array is one sample. Omit when the network has no inputs.
+        method : {"auto", "direct", "layered"}
+            ``"direct"``: sparse Cholesky with active-set / Newton iterations.
+            ``"layered"``: block coordinate descent for layered networks (not
+            available yet). ``"auto"`` chooses.
+        threads : int, optional
+            Threads to use (1: serial). Default: all cores.
+        rtol, vtol : float
+            KCL residual relative to the largest branch current; ideal-diode constraint
+            tolerance relative to the network's voltage scale.
+        max_iter : int
+            Newton iterations allowed per sample.
+        warm_start : Solution, optional
+            A previous solution of the same network and batch size to start from.
+
+        Returns
+        -------
+        Solution
+            Batched if ``inputs`` was 2-d, a single operating point otherwise.
+
+        Raises
+        ------
+        FloatingNodeError, InfeasibleError, ConvergenceError, InvalidNetworkError
+        """
+        if method not in _METHODS:
+            raise InvalidNetworkError(f"method must be one of {_METHODS}, got {method!r}")
+        if method == "layered":
+            raise NotImplementedError("the layered fast path is not implemented yet; "
+                                      "use method='direct'")
+        if threads is not None and int(threads) < 1:
+            raise InvalidNetworkError("threads must be >= 1")
+        ni = self.n_inputs
+        single = True
+        if inputs is None:
+            if ni:
+                raise InvalidNetworkError(f"this network has {ni} inputs: pass inputs=")
+            x = np.zeros((1, 0))
+        else:
+            x = float_array(inputs, "inputs", ndim=np.ndim(inputs) if np.ndim(inputs) else 1)
+            if x.ndim == 1:
+                x = x.reshape(1, -1)
+            else:
+                single = False
+            if x.ndim != 2 or x.shape[1] != ni:
+                raise InvalidNetworkError(
+                    f"inputs: expected shape (batch, {ni}), got {np.shape(inputs)}")
+        batch = x.shape[0]
+        wv = wi = None
+        if warm_start is not None:
+            wv = np.ascontiguousarray(warm_start._raw["voltages"])
+            wi = np.ascontiguousarray(warm_start._raw["diode_currents"])
+            if wv.shape != (batch, self.n_nodes):
+                raise InvalidNetworkError("warm_start: solution of another network or batch size")
+        raw = self._core.solve(np.ascontiguousarray(x), batch, warm_voltages=wv,
+                               warm_diode_currents=wi, rtol=float(rtol), vtol=float(vtol),
+                               max_iter=int(max_iter),
+                               threads=None if threads is None else int(threads))
+        if any(s < 0 for s in self._vsign):
+            raw["source_currents"] = raw["source_currents"] * np.asarray(self._vsign)
+        return Solution(self, raw, single)
+
+    # ----------------------------------------------------------------- misc
+    def copy(self) -> Network:
+        """An independent copy (shares the cached symbolic analysis until edited)."""
+        new = Network.__new__(Network)
+        new._core = self._core.copy()
+        new._nodes = self._nodes.copy()
+        new._resistors = self._resistors.copy()
+        new._diodes = self._diodes.copy()
+        new._vsources = self._vsources.copy()
+        new._isources = self._isources.copy()
+        new._vsign = list(self._vsign)
+        new._inputs = list(self._inputs)
+        return new
+
+    def to_spice(self, *, inputs: Any = None, title: str = "ohmflow network",
+                 accurate: bool = True) -> str:
+        """The network as a SPICE netlist (see :func:`ohmflow.spice.to_spice`)."""
+        from .spice import to_spice
+
+        return to_spice(self, inputs=inputs, title=title, accurate=accurate)
+
+    def __repr__(self) -> str:
+        return (f"Network(nodes={self.n_nodes}, resistors={self.n_resistors}, "
+                f"diodes={self.n_diodes}, voltage_sources={self._core.n_voltage_sources}, "
+                f"inputs={self.n_inputs}, current_sources={self._core.n_current_sources})")
+
+
+class Solution:
+    """An operating point (or a batch of them) of a :class:`Network`.
+
+    For a single solve (no inputs, or a 1-d input row) arrays drop the batch axis.
+    """
+
+    def __init__(self, net: Network, raw: dict, single: bool) -> None:
+        self._net = net
+        self._raw = raw
+        self._single = single
+        self._currents: np.ndarray | None = None
+
+    def _out(self, a: np.ndarray) -> np.ndarray:
+        return a[0] if self._single else a
+
+    @property
+    def batch(self) -> int:
+        return self._raw["voltages"].shape[0]
+
+    @property
+    def voltages(self) -> np.ndarray:
+        """Node voltages in node order (``net.node_names``); (batch, n_nodes) if batched."""
+        return self._out(self._raw["voltages"])
+
+    def voltage(self, node: Node) -> Any:
+        """Voltage of one node (a float, or an array over the batch)."""
+        return self._out(self._raw["voltages"][:, self._net.node(node)])
+
+    @property
+    def currents(self) -> np.ndarray:
+        """Resistor currents (a → b), aligned with ``net.resistor_names``."""
+        if self._currents is None:
+            self._currents = self._net._core.resistor_currents(self._raw["voltages"])
+        return self._out(self._currents)
+
+    @property
+    def diode_currents(self) -> np.ndarray:
+        """Diode currents (anode → cathode), aligned with ``net.diode_names``."""
+        return self._out(self._raw["diode_currents"])
+
+    @property
+    def source_currents(self) -> np.ndarray:
+        """Voltage-source currents in SPICE's convention (into the + terminal)."""
+        return self._out(self._raw["source_currents"])
+
+    def current(self, name: str | int) -> Any:
+        """Current of an element given by name: resistor, diode or voltage source.
+
+        An integer is a resistor index.
+        """
+        net = self._net
+        if not isinstance(name, str):
+            return self._out(self._all_currents()[:, net._resistors.lookup(name)])
+        for table, get in ((net._resistors, lambda: self._all_currents()),
+                           (net._diodes, lambda: self._raw["diode_currents"]),
+                           (net._vsources, lambda: self._raw["source_currents"])):
+            k = table.index(name)
+            if k is not None:
+                return self._out(get()[:, k])
+        k = net._isources.index(name)
+        if k is not None:
+            return float(net.current_source_values[k])
+        raise InvalidNetworkError(f"unknown element {name!r}")
+
+    def _all_currents(self) -> np.ndarray:
+        self.currents  # noqa: B018 - computes the cache
+        assert self._currents is not None
+        return self._currents
+
+    @property
+    def kcl_residual(self) -> Any:
+        """Largest KCL imbalance over the free nodes (A), per sample."""
+        return self._out(self._raw["kcl_residual"])
+
+    @property
+    def iterations(self) -> Any:
+        """Newton iterations per sample."""
+        return self._out(self._raw["iterations"])
+
+    @property
+    def factorizations(self) -> Any:
+        """Numeric factorizations per sample (a linear batch shares one)."""
+        return self._out(self._raw["factorizations"])
+
+    def __repr__(self) -> str:
+        return f"Solution(batch={self.batch}, nodes={self._net.n_nodes})"

@@ -1,0 +1,159 @@
+"""SPICE netlists in and out.
+
+Reading supports R, D (``.model NAME D(IS= N= RS=)``), V and I (DC) elements,
+comments, ``+`` continuations, any case (names are stored lowercase, as SPICE
+does), value suffixes f p n u m k meg g t mil with trailing units, ``0``/``gnd`` as
+ground; ``.op``, ``.end``, ``.options`` (``gmin``, ``temp``, ``tnom``), ``.temp`` and
+``.control`` blocks. Anything else raises :class:`SpiceParseError` with the line
+number and text.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import _core
+from ._core import InvalidNetworkError, SpiceParseError
+from ._names import NameTable
+from .diodes import IdealDiode, ReluDiode, ShockleyDiode
+from .network import Network
+
+__all__ = ["read_spice", "to_spice"]
+
+ACCURATE_OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12"
+
+
+def _read_text(source: str | os.PathLike) -> str:
+    if isinstance(source, os.PathLike) or ("\n" not in source and Path(source).is_file()):
+        path = Path(source)
+        try:
+            data = path.read_bytes()
+        except OSError as e:
+            raise SpiceParseError(f"{path}: cannot read ({e})") from None
+        if b"\x00" in data:
+            raise SpiceParseError(f"{path}: not a SPICE netlist (binary data)")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise SpiceParseError(f"{path}: not a text file ({e})") from None
+    if isinstance(source, str) and "\n" not in source and not source.strip().startswith("*"):
+        # A one-line string that is no file: most likely a mistyped path.
+        if source.endswith((".cir", ".sp", ".spice", ".net", ".txt")):
+            raise SpiceParseError(f"{source}: no such file")
+    return source
+
+
+def read_spice(source: str | os.PathLike) -> Network:
+    """Reads a SPICE netlist (text, or a path to a file) into a :class:`Network`.
+
+    Element and node names are kept (lowercase). A diode's series resistance
+    ``RS`` becomes a resistor ``<diode>:rs`` to an internal node
+    ``<diode>#internal``, as SPICE models it. Voltage sources must have one terminal
+    on ground.
+
+    Raises
+    ------
+    SpiceParseError
+        With ``line`` (1-based) and ``text`` attributes for the offending line.
+    """
+    text = _read_text(source)
+    core, names = _core.read_spice(text)
+    net = Network.__new__(Network)
+    net._core = core
+    net._nodes = NameTable("n", "node")
+    net._nodes.extend(len(names["nodes"]), list(names["nodes"]))
+    net._resistors = NameTable("R", "resistor")
+    net._resistors.extend(len(names["resistors"]), list(names["resistors"]))
+    net._diodes = NameTable("D", "diode")
+    net._diodes.extend(len(names["diodes"]), list(names["diodes"]))
+    net._vsources = NameTable("V", "voltage source")
+    net._vsources.extend(len(names["voltage_sources"]), list(names["voltage_sources"]))
+    net._isources = NameTable("I", "current source")
+    net._isources.extend(len(names["current_sources"]), list(names["current_sources"]))
+    net._vsign = list(names["voltage_source_signs"])
+    net._inputs = []
+    net.title = names["title"]
+    return net
+
+
+def _spice_name(letter: str, name: str) -> str:
+    if any(c.isspace() for c in name) or not name:
+        raise InvalidNetworkError(f"name {name!r} cannot be written to SPICE")
+    return name if name[0].lower() == letter.lower() else f"{letter}{name}"
+
+
+def to_spice(net: Network, *, inputs: Any = None, title: str = "ohmflow network",
+             accurate: bool = True) -> str:
+    """Writes ``net`` as a SPICE netlist that ngspice runs (``.op``).
+
+    Shockley diodes become ``.model`` cards (one per distinct parameter set);
+    ``gmin`` and the temperature, global in SPICE, must be the same for every diode
+    and are written as ``.options gmin= temp= tnom=``. Ideal and ReLU diodes have no
+    SPICE equivalent and raise :class:`InvalidNetworkError` (a documented choice:
+    any SPICE stand-in would give a different operating point). Inputs need their
+    values: pass one sample as ``inputs``. ``accurate`` adds tight tolerances
+    (``reltol=1e-9 abstol=1e-18 vntol=1e-12``) so that ngspice's answer is exact to
+    about 1e-9.
+    """
+    fmt = _core.format_spice_value
+    nodes = ["0" if i == 0 else _spice_name("n", n) if n[0].isdigit() is False else n
+             for i, n in enumerate(net.node_names)]
+    nodes = [n if " " not in n else _spice_name("n", n) for n in nodes]
+    lines = [f"* {title}"]
+    a, b = net.resistor_nodes
+    r = 1.0 / net.conductances
+    for name, i, j, x in zip(net.resistor_names, a, b, r):
+        lines.append(f"{_spice_name('R', name)} {nodes[i]} {nodes[j]} {fmt(float(x))}")
+    models = net.diode_models
+    cards: dict[tuple, str] = {}
+    gmins, temps = set(), set()
+    da, db = net.diode_nodes
+    for name, i, j, m in zip(net.diode_names, da, db, models):
+        if isinstance(m, (IdealDiode, ReluDiode)):
+            raise InvalidNetworkError(
+                f"diode {name!r} is {type(m).__name__}: SPICE has no ideal or ReLU diode; "
+                "only Shockley diodes can be written")
+        assert isinstance(m, ShockleyDiode)
+        key = (m.i_s, m.n)
+        if key not in cards:
+            cards[key] = f"dmod{len(cards)}"
+        gmins.add(m.gmin)
+        temps.add(m.temperature)
+        lines.append(f"{_spice_name('D', name)} {nodes[i]} {nodes[j]} {cards[key]}")
+    for (i_s, n), card in cards.items():
+        lines.append(f".model {card} D(IS={fmt(i_s)} N={fmt(n)})")
+    vn = net.voltage_source_nodes
+    vv = net.voltage_source_values.copy()
+    _, _, kin = net._core.voltage_sources()
+    if net.n_inputs:
+        if inputs is None:
+            raise InvalidNetworkError("the network has inputs: pass inputs= (one sample)")
+        x = np.asarray(inputs, dtype=float).reshape(-1)
+        if x.shape[0] != net.n_inputs:
+            raise InvalidNetworkError(f"inputs: expected {net.n_inputs} values")
+        vv[kin >= 0] = x[kin[kin >= 0]]
+    for name, node, v, s in zip(net.voltage_source_names, vn, vv, net._vsign):
+        if s > 0:
+            lines.append(f"{_spice_name('V', name)} {nodes[node]} 0 DC {fmt(float(v))}")
+        else:
+            lines.append(f"{_spice_name('V', name)} 0 {nodes[node]} DC {fmt(float(-v))}")
+    ia, ib, iv = net._core.current_sources()
+    for name, i, j, v in zip(net.current_source_names, ia, ib, iv):
+        lines.append(f"{_spice_name('I', name)} {nodes[i]} {nodes[j]} DC {fmt(float(v))}")
+    opts = []
+    if len(gmins) > 1 or len(temps) > 1:
+        raise InvalidNetworkError("SPICE has one gmin and one temperature per netlist; "
+                                  "the diodes differ")
+    if gmins:
+        opts.append(f"gmin={fmt(gmins.pop())}")
+    t = temps.pop() - 273.15 if temps else 27.0
+    opts.append(f"temp={fmt(t)} tnom={fmt(t)}")
+    if accurate:
+        lines.append(ACCURATE_OPTIONS)
+    lines.append(".options " + " ".join(opts))
+    lines += [".op", ".end", ""]
+    return "\n".join(lines)

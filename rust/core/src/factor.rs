@@ -1,0 +1,135 @@
+//! Numeric sparse Cholesky on a cached symbolic analysis (faer, supernodal or
+//! simplicial as faer's flop heuristic chooses, AMD ordering).
+
+use crate::compile::Compiled;
+use crate::error::{Error, Result};
+use faer::dyn_stack::{MemBuffer, MemStack};
+use faer::linalg::cholesky::llt::factor::LltRegularization;
+use faer::sparse::linalg::cholesky::{LltRef, SymbolicCholesky};
+use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
+use faer::{Conj, MatMut, Par, Side};
+
+/// How much parallelism the solvers may use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parallelism {
+    /// Everything on the calling thread.
+    Serial,
+    /// Up to this many threads (0: as many as rayon's pool has).
+    Threads(usize),
+}
+
+impl Default for Parallelism {
+    fn default() -> Self {
+        Parallelism::Threads(0)
+    }
+}
+
+impl Parallelism {
+    /// Number of threads this setting allows.
+    pub fn n_threads(self) -> usize {
+        match self {
+            Parallelism::Serial => 1,
+            Parallelism::Threads(0) => rayon::current_num_threads(),
+            Parallelism::Threads(n) => n,
+        }
+    }
+    /// faer's parallelism for one factorization.
+    pub(crate) fn faer(self) -> Par {
+        match self.n_threads() {
+            0 | 1 => Par::Seq,
+            n => Par::rayon(n),
+        }
+    }
+}
+
+/// A numeric factor: values of L for a given symbolic analysis, plus scratch.
+pub struct Factor<'a> {
+    compiled: &'a Compiled,
+    symbolic: &'a SymbolicCholesky<u32>,
+    l_values: Vec<f64>,
+    mem: MemBuffer,
+    par: Par,
+    valid: bool,
+}
+
+impl<'a> Factor<'a> {
+    /// Allocates the factor storage for `compiled` (which must have free nodes).
+    pub fn new(compiled: &'a Compiled, par: Parallelism) -> Self {
+        let symbolic = compiled
+            .symbolic
+            .as_ref()
+            .expect("Factor::new needs at least one free node");
+        let par = par.faer();
+        let req = symbolic
+            .factorize_numeric_llt_scratch::<f64>(par, Default::default())
+            .or(symbolic.solve_in_place_scratch::<f64>(1, par));
+        Factor {
+            compiled,
+            symbolic,
+            l_values: vec![0.0; symbolic.len_val()],
+            mem: MemBuffer::new(req),
+            par,
+            valid: false,
+        }
+    }
+
+    /// Numeric factorization of the matrix with the compiled pattern and `values`.
+    pub fn factorize(&mut self, values: &[f64]) -> Result<()> {
+        let n = self.compiled.n_free;
+        let pattern = SymbolicSparseColMatRef::new_checked(
+            n,
+            n,
+            &self.compiled.col_ptr,
+            None,
+            &self.compiled.row_idx,
+        );
+        let a = SparseColMatRef::new(pattern, values);
+        self.valid = false;
+        self.symbolic
+            .factorize_numeric_llt::<f64>(
+                &mut self.l_values,
+                a,
+                Side::Lower,
+                LltRegularization::default(),
+                self.par,
+                MemStack::new(&mut self.mem),
+                Default::default(),
+            )
+            .map_err(|e| {
+                Error::Numerical(format!(
+                    "Cholesky factorization failed ({e:?}): the conductance matrix is not positive definite"
+                ))
+            })?;
+        self.valid = true;
+        Ok(())
+    }
+
+    /// Solves K x = rhs in place (one right-hand side).
+    pub fn solve_in_place(&mut self, rhs: &mut [f64]) {
+        debug_assert!(self.valid);
+        let llt = LltRef::<'_, u32, f64>::new(self.symbolic, &self.l_values);
+        let n = rhs.len();
+        let mat = MatMut::from_column_major_slice_mut(rhs, n, 1);
+        llt.solve_in_place_with_conj(Conj::No, mat, self.par, MemStack::new(&mut self.mem));
+    }
+
+    /// Solves K X = RHS for a column-major block of right-hand sides (scratch allocated here).
+    pub fn solve_block(&self, rhs: &mut [f64], ncols: usize, par: Par) {
+        debug_assert!(self.valid);
+        let llt = LltRef::<'_, u32, f64>::new(self.symbolic, &self.l_values);
+        let n = self.compiled.n_free;
+        let mut mem = MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(ncols, par));
+        let mat = MatMut::from_column_major_slice_mut(rhs, n, ncols);
+        llt.solve_in_place_with_conj(Conj::No, mat, par, MemStack::new(&mut mem));
+    }
+
+    /// Length of L's values (for memory accounting).
+    pub fn len(&self) -> usize {
+        self.l_values.len()
+    }
+
+    /// Whether the factor holds no values.
+    pub fn is_empty(&self) -> bool {
+        self.l_values.is_empty()
+    }
+}

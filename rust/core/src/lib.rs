@@ -1,0 +1,22 @@
+//! # ohmflow-core
+//!
+//! Simulation of nonlinear resistive networks (resistors, ideal / ReLU / Shockley
+//! diodes, voltage and current sources) as the unique minimiser of the co-content,
+//! with sparse Cholesky factorizations whose symbolic analysis is computed once per
+//! topology. Pure Rust: no Python here; the bindings live in `ohmflow-py`.
+
+#![warn(missing_docs)]
+
+pub mod compile;
+pub mod error;
+pub mod factor;
+pub mod feasibility;
+pub mod network;
+pub mod solve;
+pub mod spice;
+pub mod spice_net;
+
+pub use error::{Error, Result};
+pub use factor::Parallelism;
+pub use network::{DiodeModel, Network, SourceValue, GROUND};
+pub use solve::{resistor_currents, solve_batch, BatchSolution, SolveOptions, Warm};

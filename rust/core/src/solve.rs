@@ -1,0 +1,942 @@
+//! Equilibrium solvers.
+//!
+//! The operating point minimises the co-content E(v) = Σ φ_b(Δv_b) − Σ I v over the
+//! free node voltages, subject to the ideal-diode constraints Δv ≤ v_on. One loop
+//! handles every element kind:
+//!
+//! * Newton's method on the smooth and piecewise-quadratic part (resistors, ReLU and
+//!   Shockley diodes), with an exact line search along the Newton direction (the
+//!   energy is convex, so the directional derivative is monotone and the search is
+//!   a safeguarded root find; it never evaluates the energy itself, which would lose
+//!   precision and overflow) and a limit on the step of every forward-biased
+//!   Shockley junction (as SPICE's `pnjlim`). It converges on every well-posed
+//!   network.
+//! * Ideal diodes by the method of multipliers (Powell–Hestenes–Rockafellar
+//!   augmented Lagrangian): a conducting diode adds a penalty conductance ρ to the
+//!   fixed sparsity pattern, so an active-set change only changes values and the
+//!   symbolic analysis is never repeated. Merging the nodes of conducting diodes
+//!   instead would change the pattern (and the symbolic analysis) at every
+//!   active-set change. The multipliers are the diode currents; at termination the
+//!   conducting diodes hold Δv = v_on to `vtol` and complementarity is exact up to
+//!   that tolerance. With ρ a thousand times the conductance around each diode, a
+//!   multiplier update reduces the constraint error about a thousandfold, and when
+//!   the active set is unchanged it costs one triangular solve with the existing
+//!   factor.
+//!
+//! The Hessian (the conductance matrix at the operating point) is refactorised
+//! only when its values change: for networks without Shockley junctions, only when
+//! a ReLU or ideal diode switches.
+
+use crate::compile::{stamp, Compiled};
+use crate::error::{Error, Result};
+use crate::factor::{Factor, Parallelism};
+use crate::network::{thermal_voltage, DiodeModel, Network, SourceValue, NONE};
+use rayon::prelude::*;
+
+/// Solver settings.
+#[derive(Clone, Debug)]
+pub struct SolveOptions {
+    /// Convergence: KCL residual at every free node ≤ `rtol` × the largest branch current.
+    pub rtol: f64,
+    /// Ideal-diode constraints hold to `vtol` × the voltage scale of the network.
+    pub vtol: f64,
+    /// Maximum number of Newton iterations per sample (over all multiplier updates).
+    pub max_iter: usize,
+    /// Augmented-Lagrangian penalty, relative to the conductance around each ideal diode.
+    pub rho: f64,
+    /// Largest increase of a forward-biased Shockley junction voltage per Newton step,
+    /// in units of n V_T beyond the critical voltage.
+    pub step_limit: f64,
+    /// Parallelism (samples in parallel; a single sample parallelises its factorization).
+    pub par: Parallelism,
+}
+
+impl Default for SolveOptions {
+    fn default() -> Self {
+        SolveOptions {
+            rtol: 1e-12,
+            vtol: 1e-13,
+            max_iter: 500,
+            rho: 1e3,
+            step_limit: 10.0,
+            par: Parallelism::default(),
+        }
+    }
+}
+
+/// Solutions of a batch of samples (row-major: sample × item).
+#[derive(Clone, Debug, Default)]
+pub struct BatchSolution {
+    /// Number of samples.
+    pub batch: usize,
+    /// Node voltages, batch × n_nodes (ground included, at 0).
+    pub voltages: Vec<f64>,
+    /// Diode currents (anode → cathode), batch × n_diodes.
+    pub diode_currents: Vec<f64>,
+    /// Voltage-source currents, batch × n_voltage_sources, in SPICE's convention: the
+    /// current flowing into the source's + terminal from the circuit (negative when the
+    /// source delivers current to its node).
+    pub source_currents: Vec<f64>,
+    /// Newton iterations of each sample.
+    pub iterations: Vec<u32>,
+    /// Numeric factorizations of each sample (linear networks share one).
+    pub factorizations: Vec<u32>,
+    /// Largest KCL residual over the free nodes of each sample (amperes).
+    pub kcl_residual: Vec<f64>,
+}
+
+/// A warm start: voltages (batch × n_nodes) and diode currents (batch × n_diodes).
+#[derive(Clone, Copy, Debug)]
+pub struct Warm<'a> {
+    /// Node voltages of a previous solution.
+    pub voltages: &'a [f64],
+    /// Diode currents of a previous solution (the ideal-diode multipliers).
+    pub diode_currents: &'a [f64],
+}
+
+#[derive(Clone, Copy)]
+enum Kind {
+    Ideal {
+        v_on: f64,
+    },
+    Relu {
+        g_on: f64,
+        v_on: f64,
+    },
+    Shockley {
+        i_s: f64,
+        nvt: f64,
+        gmin: f64,
+        v_crit: f64,
+    },
+}
+
+/// Everything shared by the samples of one batch.
+struct Prepared<'a> {
+    net: &'a Network,
+    c: &'a Compiled,
+    /// Resistive part of the matrix values (pattern of `c`).
+    base: Vec<f64>,
+    kinds: Vec<Kind>,
+    rho: Vec<f64>,
+    n_ideal: usize,
+    n_shockley: usize,
+    n_switching: usize,
+}
+
+impl<'a> Prepared<'a> {
+    fn new(net: &'a Network, c: &'a Compiled, opts: &SolveOptions) -> Self {
+        let mut base = vec![0.0; c.nnz()];
+        let mut diag = vec![0.0; net.n_nodes];
+        for (k, s) in c.res_slots.iter().enumerate() {
+            let g = net.res_g[k];
+            stamp(&mut base, s, g);
+            diag[net.res_a[k] as usize] += g;
+            diag[net.res_b[k] as usize] += g;
+        }
+        let mut kinds = Vec::with_capacity(net.dio_model.len());
+        let (mut n_ideal, mut n_shockley, mut n_switching) = (0, 0, 0);
+        for m in &net.dio_model {
+            kinds.push(match *m {
+                DiodeModel::Ideal { v_on } => {
+                    n_ideal += 1;
+                    n_switching += 1;
+                    Kind::Ideal { v_on }
+                }
+                DiodeModel::Relu { g_on, v_on } => {
+                    n_switching += 1;
+                    Kind::Relu { g_on, v_on }
+                }
+                DiodeModel::Shockley {
+                    i_s,
+                    n,
+                    temperature,
+                    gmin,
+                } => {
+                    n_shockley += 1;
+                    let nvt = n * thermal_voltage(temperature);
+                    Kind::Shockley {
+                        i_s,
+                        nvt,
+                        gmin,
+                        v_crit: nvt * (nvt / (std::f64::consts::SQRT_2 * i_s)).ln(),
+                    }
+                }
+            });
+        }
+        let mean_diag = {
+            let s: f64 = diag.iter().sum();
+            if s > 0.0 {
+                s / diag.iter().filter(|&&x| x > 0.0).count().max(1) as f64
+            } else {
+                1.0
+            }
+        };
+        let rho = net
+            .dio_a
+            .iter()
+            .zip(&net.dio_b)
+            .map(|(&a, &b)| {
+                let local = diag[a as usize].max(diag[b as usize]);
+                opts.rho * if local > 0.0 { local } else { mean_diag }
+            })
+            .collect();
+        Prepared {
+            net,
+            c,
+            base,
+            kinds,
+            rho,
+            n_ideal,
+            n_shockley,
+            n_switching,
+        }
+    }
+
+    /// Fills the clamped entries of `v` for the sample with these inputs.
+    fn set_clamps(&self, v: &mut [f64], inputs: &[f64]) {
+        v[0] = 0.0;
+        for (&node, val) in self.net.vs_node.iter().zip(&self.net.vs_value) {
+            v[node as usize] = match *val {
+                SourceValue::Fixed(x) => x,
+                SourceValue::Input(k) => inputs[k],
+            };
+        }
+    }
+
+    /// Current of diode `k` at branch voltage `dv` (ideal: the augmented-Lagrangian
+    /// current for multiplier `mu`), and its conductance.
+    #[inline]
+    fn diode_law(&self, k: usize, dv: f64, mu: f64) -> (f64, f64) {
+        match self.kinds[k] {
+            Kind::Ideal { v_on } => {
+                let t = mu + self.rho[k] * (dv - v_on);
+                if t > 0.0 {
+                    (t, self.rho[k])
+                } else {
+                    (0.0, 0.0)
+                }
+            }
+            Kind::Relu { g_on, v_on } => {
+                if dv > v_on {
+                    (g_on * (dv - v_on), g_on)
+                } else {
+                    (0.0, 0.0)
+                }
+            }
+            Kind::Shockley { i_s, nvt, gmin, .. } => {
+                let e = (dv / nvt).exp();
+                (i_s * (e - 1.0) + gmin * dv, i_s / nvt * e + gmin)
+            }
+        }
+    }
+
+    /// KCL residual at every node (currents leaving minus currents injected; only
+    /// free entries are meaningful), diode currents and conductances. Returns the
+    /// largest branch-current magnitude.
+    fn residual(
+        &self,
+        v: &[f64],
+        mu: &[f64],
+        r: &mut [f64],
+        id: &mut [f64],
+        gd: &mut [f64],
+    ) -> f64 {
+        let net = self.net;
+        r.iter_mut().for_each(|x| *x = 0.0);
+        let mut imax = 0.0f64;
+        for k in 0..net.res_g.len() {
+            let (a, b) = (net.res_a[k] as usize, net.res_b[k] as usize);
+            let i = net.res_g[k] * (v[a] - v[b]);
+            r[a] += i;
+            r[b] -= i;
+            imax = imax.max(i.abs());
+        }
+        for k in 0..net.dio_model.len() {
+            let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
+            let (i, g) = self.diode_law(k, v[a] - v[b], mu[k]);
+            id[k] = i;
+            gd[k] = g;
+            r[a] += i;
+            r[b] -= i;
+            imax = imax.max(i.abs());
+        }
+        for k in 0..net.is_value.len() {
+            let (a, b) = (net.is_a[k] as usize, net.is_b[k] as usize);
+            let i = net.is_value[k];
+            r[a] += i;
+            r[b] -= i;
+            imax = imax.max(i.abs());
+        }
+        imax
+    }
+
+    /// Directional derivative of the (augmented) energy at v + α d along d.
+    fn dir_deriv(&self, v: &[f64], d: &[f64], alpha: f64, mu: &[f64]) -> f64 {
+        let net = self.net;
+        let mut s = 0.0;
+        for k in 0..net.res_g.len() {
+            let (a, b) = (net.res_a[k] as usize, net.res_b[k] as usize);
+            let dd = d[a] - d[b];
+            if dd != 0.0 {
+                s += net.res_g[k] * (v[a] - v[b] + alpha * dd) * dd;
+            }
+        }
+        for (k, &m) in mu.iter().enumerate() {
+            let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
+            let dd = d[a] - d[b];
+            if dd != 0.0 {
+                let (i, _) = self.diode_law(k, v[a] - v[b] + alpha * dd, m);
+                s += i * dd;
+            }
+        }
+        for k in 0..net.is_value.len() {
+            let (a, b) = (net.is_a[k] as usize, net.is_b[k] as usize);
+            s += net.is_value[k] * (d[a] - d[b]);
+        }
+        if s.is_nan() {
+            f64::INFINITY
+        } else {
+            s
+        }
+    }
+
+    /// Largest step (≤ 1) that keeps every forward-biased Shockley junction within
+    /// `step_limit` n V_T beyond its critical voltage.
+    fn step_cap(&self, v: &[f64], d: &[f64], step_limit: f64) -> f64 {
+        if self.n_shockley == 0 {
+            return 1.0;
+        }
+        let net = self.net;
+        let mut alpha = 1.0f64;
+        for k in 0..net.dio_model.len() {
+            if let Kind::Shockley { nvt, v_crit, .. } = self.kinds[k] {
+                let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
+                let dd = d[a] - d[b];
+                if dd > 0.0 {
+                    let dv = v[a] - v[b];
+                    let room = (v_crit - dv).max(0.0) + step_limit * nvt;
+                    if dd > room {
+                        alpha = alpha.min(room / dd);
+                    }
+                }
+            }
+        }
+        alpha
+    }
+}
+
+/// Per-sample scratch.
+struct Workspace<'a> {
+    factor: Option<Factor<'a>>,
+    values: Vec<f64>,
+    r: Vec<f64>,
+    d: Vec<f64>,
+    rhs: Vec<f64>,
+    id: Vec<f64>,
+    gd: Vec<f64>,
+    mu: Vec<f64>,
+    key: Vec<bool>,
+    has_factor: bool,
+}
+
+impl<'a> Workspace<'a> {
+    fn new(p: &Prepared<'a>, par: Parallelism) -> Self {
+        let nd = p.net.dio_model.len();
+        Workspace {
+            factor: p.c.symbolic.as_ref().map(|_| Factor::new(p.c, par)),
+            values: vec![0.0; p.c.nnz()],
+            r: vec![0.0; p.net.n_nodes],
+            d: vec![0.0; p.net.n_nodes],
+            rhs: vec![0.0; p.c.n_free],
+            id: vec![0.0; nd],
+            gd: vec![0.0; nd],
+            mu: vec![0.0; nd],
+            key: vec![false; nd],
+            has_factor: false,
+        }
+    }
+}
+
+struct SampleStats {
+    iterations: u32,
+    factorizations: u32,
+    residual: f64,
+}
+
+fn voltage_scale(p: &Prepared, v: &[f64]) -> f64 {
+    let mut s = 1.0f64;
+    for &node in &p.net.vs_node {
+        s = s.max(v[node as usize].abs());
+    }
+    for k in &p.kinds {
+        match *k {
+            Kind::Ideal { v_on } | Kind::Relu { v_on, .. } => s = s.max(v_on.abs()),
+            Kind::Shockley { .. } => {}
+        }
+    }
+    s
+}
+
+/// Solves one sample in place: `v` holds the warm start (free entries) and receives
+/// the solution; `ws.mu` holds the warm multipliers.
+fn solve_sample(
+    p: &Prepared,
+    v: &mut [f64],
+    ws: &mut Workspace,
+    opts: &SolveOptions,
+) -> Result<SampleStats> {
+    let net = p.net;
+    let c = p.c;
+    let nd = net.dio_model.len();
+    let vscale = voltage_scale(p, v);
+    let vtol = opts.vtol * vscale;
+    // Ideal diodes whose ends are both clamped only need a feasibility check.
+    for k in 0..nd {
+        if let Kind::Ideal { v_on } = p.kinds[k] {
+            let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
+            if c.free_of_node[a] == NONE && c.free_of_node[b] == NONE {
+                let h = v[a] - v[b] - v_on;
+                if h > vtol {
+                    return Err(Error::Infeasible {
+                        diodes: vec![k],
+                        detail: format!(
+                            "diode {k} between clamped nodes {a} and {b} would need {:.6} V > v_on = {v_on}",
+                            v[a] - v[b]
+                        ),
+                    });
+                }
+                ws.mu[k] = 0.0;
+            }
+        }
+    }
+    if p.n_ideal > 0 {
+        crate::feasibility::check(p.net, v, vtol)?;
+    }
+    let mut stats = SampleStats {
+        iterations: 0,
+        factorizations: 0,
+        residual: 0.0,
+    };
+    if c.n_free == 0 {
+        let _ = p.residual(v, &ws.mu, &mut ws.r, &mut ws.id, &mut ws.gd);
+        for k in 0..nd {
+            if let Kind::Ideal { .. } = p.kinds[k] {
+                ws.id[k] = 0.0;
+            }
+        }
+        return Ok(stats);
+    }
+    let mut outer = 0usize;
+    loop {
+        // Inner: Newton on the augmented energy for fixed multipliers.
+        let mut prev_res = f64::INFINITY;
+        let mut stalls = 0;
+        let mut last_changed = true;
+        let mut last_alpha = 0.0;
+        loop {
+            let imax = p.residual(v, &ws.mu, &mut ws.r, &mut ws.id, &mut ws.gd);
+            let res = c
+                .node_of_free
+                .iter()
+                .map(|&n| ws.r[n as usize].abs())
+                .fold(0.0, f64::max);
+            stats.residual = res;
+            let iref = imax.max(f64::MIN_POSITIVE);
+            if res <= opts.rtol * iref {
+                break;
+            }
+            if res >= 0.5 * prev_res && !last_changed && last_alpha == 1.0 && p.n_shockley == 0 {
+                // A full step with an unchanged matrix solves the piecewise-linear
+                // equations exactly: a residual that does not halve is the rounding floor.
+                stalls += 1;
+                if stalls >= 2 {
+                    if res <= 1e-8 * iref {
+                        break;
+                    }
+                    return Err(Error::Convergence {
+                        iterations: stats.iterations as usize,
+                        residual: res,
+                        detail: "KCL residual stalled (ill-conditioned conductances?)".into(),
+                    });
+                }
+            } else {
+                stalls = 0;
+            }
+            prev_res = res;
+            if stats.iterations as usize >= opts.max_iter {
+                return Err(Error::Convergence {
+                    iterations: stats.iterations as usize,
+                    residual: res,
+                    detail: format!(
+                        "Newton iterations on the KCL equations (largest branch current {imax:.3e} A)"
+                    ),
+                });
+            }
+            stats.iterations += 1;
+            // Matrix values: refactorise only when they change.
+            let mut changed = !ws.has_factor || p.n_shockley > 0;
+            for k in 0..nd {
+                let on = ws.gd[k] > 0.0;
+                if !matches!(p.kinds[k], Kind::Shockley { .. }) && ws.key[k] != on {
+                    ws.key[k] = on;
+                    changed = true;
+                }
+            }
+            let factor = ws.factor.as_mut().expect("free nodes have a factor");
+            if changed {
+                ws.values.copy_from_slice(&p.base);
+                for k in 0..nd {
+                    if ws.gd[k] != 0.0 {
+                        stamp(&mut ws.values, &c.dio_slots[k], ws.gd[k]);
+                    }
+                }
+                factor.factorize(&ws.values)?;
+                ws.has_factor = true;
+                stats.factorizations += 1;
+            }
+            last_changed = changed;
+            for (f, &n) in c.node_of_free.iter().enumerate() {
+                ws.rhs[f] = -ws.r[n as usize];
+            }
+            factor.solve_in_place(&mut ws.rhs);
+            ws.d.iter_mut().for_each(|x| *x = 0.0);
+            for (f, &n) in c.node_of_free.iter().enumerate() {
+                ws.d[n as usize] = ws.rhs[f];
+            }
+            let alpha = line_search(p, v, &ws.d, &ws.mu, opts);
+            last_alpha = alpha;
+            for &n in &c.node_of_free {
+                v[n as usize] += alpha * ws.d[n as usize];
+            }
+        }
+        if p.n_ideal == 0 {
+            break;
+        }
+        // Multiplier update: the augmented currents become the multipliers.
+        let mut viol = 0.0f64;
+        for k in 0..nd {
+            if let Kind::Ideal { v_on } = p.kinds[k] {
+                let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
+                if c.free_of_node[a] == NONE && c.free_of_node[b] == NONE {
+                    continue;
+                }
+                let h = v[a] - v[b] - v_on;
+                let m = (ws.mu[k] + p.rho[k] * h).max(0.0);
+                viol = viol.max(if m > 0.0 { h.abs() } else { h.max(0.0) });
+                ws.mu[k] = m;
+                ws.id[k] = m;
+            }
+        }
+        outer += 1;
+        if viol <= vtol {
+            break;
+        }
+        if outer > 200 {
+            return Err(Error::Convergence {
+                iterations: stats.iterations as usize,
+                residual: viol,
+                detail: "ideal-diode constraints (augmented-Lagrangian multipliers)".into(),
+            });
+        }
+    }
+    Ok(stats)
+}
+
+/// Step along `d`: the largest step allowed by the junction limit if the energy still
+/// decreases there, else the minimiser along the ray found by safeguarded regula falsi
+/// on the (monotone) directional derivative.
+fn line_search(p: &Prepared, v: &[f64], d: &[f64], mu: &[f64], opts: &SolveOptions) -> f64 {
+    let cap = p.step_cap(v, d, opts.step_limit);
+    if p.n_shockley == 0 && p.n_switching == 0 {
+        return 1.0;
+    }
+    let g0 = p.dir_deriv(v, d, 0.0, mu);
+    if g0 >= 0.0 {
+        // Not a descent direction (rounding at the solution): take the Newton step.
+        return cap;
+    }
+    let ghi = p.dir_deriv(v, d, cap, mu);
+    if ghi <= 0.0 {
+        return cap;
+    }
+    let (mut lo, mut glo, mut hi, mut ghi) = (0.0f64, g0, cap, ghi);
+    let mut side = 0i32;
+    for _ in 0..100 {
+        let t = if ghi.is_finite() {
+            let t = lo + (hi - lo) * (-glo) / (ghi - glo);
+            if t > lo && t < hi {
+                t
+            } else {
+                0.5 * (lo + hi)
+            }
+        } else {
+            0.5 * (lo + hi)
+        };
+        let gt = p.dir_deriv(v, d, t, mu);
+        if gt <= 0.0 && gt >= 0.1 * g0 {
+            return t;
+        }
+        if gt > 0.0 {
+            hi = t;
+            ghi = gt;
+            if side == 1 {
+                glo *= 0.5;
+            }
+            side = 1;
+        } else {
+            lo = t;
+            glo = gt;
+            if side == -1 {
+                ghi *= 0.5;
+            }
+            side = -1;
+        }
+        if hi - lo <= 1e-15 * hi {
+            break;
+        }
+    }
+    if lo > 0.0 {
+        lo
+    } else {
+        hi
+    }
+}
+
+/// Voltage-source currents (SPICE convention) from KCL at each clamped node.
+fn source_currents(p: &Prepared, v: &[f64], id: &[f64], out: &mut [f64]) {
+    let net = p.net;
+    let mut inj = vec![0.0; 0];
+    inj.resize(net.vs_node.len(), 0.0);
+    let k_of = &net.clamp_of_node;
+    let mut add = |node: u32, i: f64| {
+        let k = k_of[node as usize];
+        if k != NONE {
+            inj[k as usize] += i;
+        }
+    };
+    for k in 0..net.res_g.len() {
+        let i = net.res_g[k] * (v[net.res_a[k] as usize] - v[net.res_b[k] as usize]);
+        add(net.res_a[k], i);
+        add(net.res_b[k], -i);
+    }
+    for (k, &i) in id.iter().enumerate() {
+        add(net.dio_a[k], i);
+        add(net.dio_b[k], -i);
+    }
+    for k in 0..net.is_value.len() {
+        add(net.is_a[k], net.is_value[k]);
+        add(net.is_b[k], -net.is_value[k]);
+    }
+    // The source delivers `inj` into its node; SPICE reports the current entering the
+    // + terminal from the circuit, which is its negative.
+    for (o, x) in out.iter_mut().zip(inj) {
+        *o = -x;
+    }
+}
+
+/// Solves a batch of samples. `inputs` is batch × n_inputs (row-major); with no
+/// inputs, `batch` gives the number of (identical) samples.
+pub fn solve_batch(
+    net: &Network,
+    inputs: &[f64],
+    batch: usize,
+    warm: Option<Warm>,
+    opts: &SolveOptions,
+) -> Result<BatchSolution> {
+    let ni = net.n_inputs;
+    if inputs.len() != batch * ni {
+        return Err(Error::InvalidInput(format!(
+            "inputs: expected {batch} × {ni} values, got {}",
+            inputs.len()
+        )));
+    }
+    if let Some(i) = inputs.iter().position(|x| !x.is_finite()) {
+        return Err(Error::InvalidInput(format!(
+            "inputs: sample {}, input {} is {} (must be finite)",
+            i / ni.max(1),
+            i % ni.max(1),
+            inputs[i]
+        )));
+    }
+    let (n, nd, nv) = (net.n_nodes, net.dio_model.len(), net.vs_node.len());
+    if let Some(w) = warm {
+        if w.voltages.len() != batch * n || w.diode_currents.len() != batch * nd {
+            return Err(Error::InvalidInput("warm start: wrong shape".into()));
+        }
+    }
+    let compiled = net.compiled()?;
+    let c = &*compiled;
+    let p = Prepared::new(net, c, opts);
+    let mut sol = BatchSolution {
+        batch,
+        voltages: vec![0.0; batch * n],
+        diode_currents: vec![0.0; batch * nd],
+        source_currents: vec![0.0; batch * nv],
+        iterations: vec![0; batch],
+        factorizations: vec![0; batch],
+        kcl_residual: vec![0.0; batch],
+    };
+    if batch == 0 {
+        return Ok(sol);
+    }
+    for s in 0..batch {
+        let v = &mut sol.voltages[s * n..(s + 1) * n];
+        if let Some(w) = warm {
+            v.copy_from_slice(&w.voltages[s * n..(s + 1) * n]);
+        }
+        p.set_clamps(v, &inputs[s * ni..(s + 1) * ni]);
+    }
+    let threads = opts.par.n_threads();
+    let run = |sol: &mut BatchSolution| -> Result<()> {
+        if nd == 0 && c.n_free > 0 {
+            solve_linear_batch(&p, sol, opts)
+        } else {
+            solve_nonlinear_batch(&p, sol, warm, opts)
+        }
+    };
+    let out = if threads > 1 && threads != rayon::current_num_threads() {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .map_err(|e| Error::InvalidInput(format!("thread pool: {e}")))?;
+        pool.install(|| run(&mut sol))
+    } else {
+        run(&mut sol)
+    };
+    out?;
+    Ok(sol)
+}
+
+fn finish_sample(
+    p: &Prepared,
+    v: &[f64],
+    id: &mut [f64],
+    src: &mut [f64],
+    mu: Option<&[f64]>,
+) -> f64 {
+    // Physical currents at the solution; ideal diodes carry their multipliers.
+    let nn = p.net.n_nodes;
+    let nd = p.net.dio_model.len();
+    let mut r = vec![0.0; nn];
+    let mut gd = vec![0.0; nd];
+    let zeros = vec![0.0; nd];
+    let mut tmp = vec![0.0; nd];
+    p.residual(v, &zeros, &mut r, &mut tmp, &mut gd);
+    for k in 0..nd {
+        id[k] = match p.kinds[k] {
+            Kind::Ideal { .. } => mu.map_or(0.0, |m| m[k]),
+            _ => tmp[k],
+        };
+    }
+    // Redo the KCL residual with the physical ideal-diode currents.
+    r.iter_mut().for_each(|x| *x = 0.0);
+    let net = p.net;
+    for k in 0..net.res_g.len() {
+        let (a, b) = (net.res_a[k] as usize, net.res_b[k] as usize);
+        let i = net.res_g[k] * (v[a] - v[b]);
+        r[a] += i;
+        r[b] -= i;
+    }
+    for k in 0..nd {
+        r[net.dio_a[k] as usize] += id[k];
+        r[net.dio_b[k] as usize] -= id[k];
+    }
+    for k in 0..net.is_value.len() {
+        r[net.is_a[k] as usize] += net.is_value[k];
+        r[net.is_b[k] as usize] -= net.is_value[k];
+    }
+    source_currents(p, v, id, src);
+    p.c.node_of_free
+        .iter()
+        .map(|&n| r[n as usize].abs())
+        .fold(0.0, f64::max)
+}
+
+fn solve_nonlinear_batch(
+    p: &Prepared,
+    sol: &mut BatchSolution,
+    warm: Option<Warm>,
+    opts: &SolveOptions,
+) -> Result<()> {
+    let (n, nd, nv) = (p.net.n_nodes, p.net.dio_model.len(), p.net.vs_node.len());
+    let batch = sol.batch;
+    // One sample: parallelise inside its factorization; many: across samples.
+    let inner_par = if batch == 1 {
+        opts.par
+    } else {
+        Parallelism::Serial
+    };
+    struct Out {
+        v: Vec<f64>,
+        id: Vec<f64>,
+        src: Vec<f64>,
+        stats: SampleStats,
+        kcl: f64,
+    }
+    let start = &sol.voltages;
+    let outs: Vec<Result<Out>> = (0..batch)
+        .into_par_iter()
+        .map_init(
+            || Workspace::new(p, inner_par),
+            |ws, s| {
+                ws.has_factor = false;
+                ws.key.iter_mut().for_each(|x| *x = false);
+                for k in 0..nd {
+                    ws.mu[k] = match (p.kinds[k], warm) {
+                        (Kind::Ideal { .. }, Some(w)) => w.diode_currents[s * nd + k].max(0.0),
+                        _ => 0.0,
+                    };
+                }
+                let mut v = start[s * n..(s + 1) * n].to_vec();
+                let stats = solve_sample(p, &mut v, ws, opts).map_err(|e| annotate(e, s, batch))?;
+                let mut id = vec![0.0; nd];
+                let mut src = vec![0.0; nv];
+                let kcl = finish_sample(p, &v, &mut id, &mut src, Some(&ws.mu));
+                Ok(Out {
+                    v,
+                    id,
+                    src,
+                    stats,
+                    kcl,
+                })
+            },
+        )
+        .collect();
+    for (s, o) in outs.into_iter().enumerate() {
+        let o = o?;
+        sol.voltages[s * n..(s + 1) * n].copy_from_slice(&o.v);
+        sol.diode_currents[s * nd..(s + 1) * nd].copy_from_slice(&o.id);
+        sol.source_currents[s * nv..(s + 1) * nv].copy_from_slice(&o.src);
+        sol.iterations[s] = o.stats.iterations;
+        sol.factorizations[s] = o.stats.factorizations;
+        sol.kcl_residual[s] = o.kcl;
+    }
+    Ok(())
+}
+
+fn annotate(e: Error, s: usize, batch: usize) -> Error {
+    if batch <= 1 {
+        return e;
+    }
+    match e {
+        Error::Convergence {
+            iterations,
+            residual,
+            detail,
+        } => Error::Convergence {
+            iterations,
+            residual,
+            detail: format!("sample {s}: {detail}"),
+        },
+        Error::Infeasible { diodes, detail } => Error::Infeasible {
+            diodes,
+            detail: format!("sample {s}: {detail}"),
+        },
+        other => other,
+    }
+}
+
+fn solve_linear_batch(p: &Prepared, sol: &mut BatchSolution, opts: &SolveOptions) -> Result<()> {
+    let c = p.c;
+    let n = p.net.n_nodes;
+    let nv = p.net.vs_node.len();
+    let batch = sol.batch;
+    // The one factorization of the batch uses every allowed thread.
+    let mut factor = Factor::new(c, opts.par);
+    factor.factorize(&p.base)?;
+    let nf = c.n_free;
+    let threads = opts.par.n_threads().max(1);
+    let chunk = batch.div_ceil(threads * 2).clamp(1, 64);
+    let solve_par = if batch == 1 {
+        opts.par.faer()
+    } else {
+        faer::Par::Seq
+    };
+    let factor = &factor;
+    let results: Vec<Result<()>> = sol
+        .voltages
+        .par_chunks_mut(n * chunk)
+        .zip(sol.iterations.par_chunks_mut(chunk))
+        .zip(sol.factorizations.par_chunks_mut(chunk))
+        .zip(sol.kcl_residual.par_chunks_mut(chunk))
+        .enumerate()
+        .map(|(ci, (((vblock, its), fcts), kcls))| {
+            let m = its.len();
+            let mut r = vec![0.0; n];
+            let mut rhs = vec![0.0; nf * m];
+            let (mut e1, mut e2) = (vec![], vec![]);
+            let mut done = vec![false; m];
+            let mut prev = vec![f64::INFINITY; m];
+            for round in 0..4 {
+                for j in 0..m {
+                    let v = &vblock[j * n..(j + 1) * n];
+                    let imax = p.residual(v, &[], &mut r, &mut e1, &mut e2);
+                    let res = c.node_of_free.iter().map(|&x| r[x as usize].abs()).fold(0.0, f64::max);
+                    kcls[j] = res;
+                    done[j] = res <= opts.rtol * imax.max(f64::MIN_POSITIVE)
+                        || (round > 0 && res >= 0.5 * prev[j]);
+                    prev[j] = res;
+                    for (f, &x) in c.node_of_free.iter().enumerate() {
+                        rhs[j * nf + f] = if done[j] { 0.0 } else { -r[x as usize] };
+                    }
+                }
+                if done.iter().all(|&x| x) {
+                    break;
+                }
+                factor.solve_block(&mut rhs, m, solve_par);
+                for j in 0..m {
+                    if done[j] {
+                        continue;
+                    }
+                    its[j] += 1;
+                    let v = &mut vblock[j * n..(j + 1) * n];
+                    for (f, &x) in c.node_of_free.iter().enumerate() {
+                        v[x as usize] += rhs[j * nf + f];
+                    }
+                }
+            }
+            for j in 0..m {
+                fcts[j] = u32::from(ci == 0 && j == 0);
+                let v = &vblock[j * n..(j + 1) * n];
+                let imax = p.residual(v, &[], &mut r, &mut e1, &mut e2);
+                let res = c.node_of_free.iter().map(|&x| r[x as usize].abs()).fold(0.0, f64::max);
+                kcls[j] = res;
+                if res > 1e-8 * imax.max(f64::MIN_POSITIVE) {
+                    return Err(Error::Convergence {
+                        iterations: its[j] as usize,
+                        residual: res,
+                        detail: format!(
+                            "linear solve of sample {}: KCL residual {:.3e} of the largest current {imax:.3e} (ill-conditioned conductances?)",
+                            ci * chunk + j,
+                            res / imax
+                        ),
+                    });
+                }
+            }
+            Ok(())
+        })
+        .collect();
+    results.into_iter().collect::<Result<Vec<()>>>()?;
+    if nv > 0 {
+        for s in 0..batch {
+            let v = &sol.voltages[s * n..(s + 1) * n];
+            source_currents(p, v, &[], &mut sol.source_currents[s * nv..(s + 1) * nv]);
+        }
+    }
+    Ok(())
+}
+
+/// Branch currents of the resistors (a → b) for each sample's voltages.
+pub fn resistor_currents(net: &Network, voltages: &[f64], batch: usize) -> Vec<f64> {
+    let (n, nr) = (net.n_nodes, net.res_g.len());
+    let mut out = vec![0.0; batch * nr];
+    out.par_chunks_mut(nr.max(1))
+        .zip(voltages.par_chunks(n.max(1)))
+        .for_each(|(o, v)| {
+            for k in 0..nr {
+                o[k] = net.res_g[k] * (v[net.res_a[k] as usize] - v[net.res_b[k] as usize]);
+            }
+        });
+    out
+}
