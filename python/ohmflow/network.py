@@ -314,7 +314,8 @@ class Network:
     # ------------------------------------------------------------------ solve
     def solve(self, inputs: Any = None, *, method: str = "auto", threads: int | None = None,
               rtol: float = 1e-12, vtol: float = 1e-13, max_iter: int = 500,
-              warm_start: Solution | None = None) -> Solution:
+              warm_start: Solution | None = None,
+              injections: tuple[Any, Any] | None = None) -> Solution:
         """Computes the DC operating point.
 
         Parameters
@@ -335,6 +336,9 @@ class Network:
             Newton iterations allowed per sample.
         warm_start : Solution, optional
             A previous solution of the same network and batch size to start from.
+        injections : (nodes, currents), optional
+            Extra currents (A) flowing into ``nodes``, one row per sample (shape
+            ``(batch, len(nodes))``): the nudging of Equilibrium Propagation.
 
         Returns
         -------
@@ -374,13 +378,28 @@ class Network:
             wi = np.ascontiguousarray(warm_start._raw["diode_currents"])
             if wv.shape != (batch, self.n_nodes):
                 raise InvalidNetworkError("warm_start: solution of another network or batch size")
+        inj_nodes = inj_vals = None
+        if injections is not None:
+            inj_nodes = self._node_array(injections[0], "injections")
+            inj_vals = float_array(injections[1], "injections", ndim=2)
+            if inj_vals.shape != (batch, inj_nodes.shape[0]):
+                raise InvalidNetworkError(
+                    f"injections: expected shape ({batch}, {inj_nodes.shape[0]}), "
+                    f"got {inj_vals.shape}")
         raw = self._core.solve(np.ascontiguousarray(x), batch, warm_voltages=wv,
-                               warm_diode_currents=wi, rtol=float(rtol), vtol=float(vtol),
+                               warm_diode_currents=wi, injection_nodes=inj_nodes,
+                               injections=inj_vals, rtol=float(rtol), vtol=float(vtol),
                                max_iter=int(max_iter),
                                threads=None if threads is None else int(threads))
         if any(s < 0 for s in self._vsign):
             raw["source_currents"] = raw["source_currents"] * np.asarray(self._vsign)
         return Solution(self, raw, single)
+
+    def gradient(self, targets: Any, method: str = "exact", **kwargs: Any) -> np.ndarray:
+        """dC/dg of a loss on output voltages; see :func:`ohmflow.learn.gradient`."""
+        from .learn import gradient
+
+        return gradient(self, targets, method=method, **kwargs)
 
     # ----------------------------------------------------------------- misc
     def copy(self) -> Network:

@@ -7,6 +7,7 @@
 
 #![warn(missing_docs)]
 
+pub mod adjoint;
 pub mod compile;
 pub mod error;
 pub mod factor;
@@ -16,7 +17,8 @@ pub mod solve;
 pub mod spice;
 pub mod spice_net;
 
+pub use adjoint::adjoint_batch;
 pub use error::{Error, Result};
 pub use factor::Parallelism;
 pub use network::{DiodeModel, Network, SourceValue, GROUND};
-pub use solve::{resistor_currents, solve_batch, BatchSolution, SolveOptions, Warm};
+pub use solve::{resistor_currents, solve_batch, BatchSolution, Injections, SolveOptions, Warm};

@@ -122,10 +122,12 @@ struct Prepared<'a> {
     n_ideal: usize,
     n_shockley: usize,
     n_switching: usize,
+    /// Nodes receiving per-sample current injections (nudging).
+    inj_nodes: &'a [u32],
 }
 
 impl<'a> Prepared<'a> {
-    fn new(net: &'a Network, c: &'a Compiled, opts: &SolveOptions) -> Self {
+    fn new(net: &'a Network, c: &'a Compiled, opts: &SolveOptions, inj_nodes: &'a [u32]) -> Self {
         let mut base = vec![0.0; c.nnz()];
         let mut diag = vec![0.0; net.n_nodes];
         for (k, s) in c.res_slots.iter().enumerate() {
@@ -190,6 +192,7 @@ impl<'a> Prepared<'a> {
             n_ideal,
             n_shockley,
             n_switching,
+            inj_nodes,
         }
     }
 
@@ -238,6 +241,7 @@ impl<'a> Prepared<'a> {
         &self,
         v: &[f64],
         mu: &[f64],
+        inj: &[f64],
         r: &mut [f64],
         id: &mut [f64],
         gd: &mut [f64],
@@ -268,11 +272,15 @@ impl<'a> Prepared<'a> {
             r[b] -= i;
             imax = imax.max(i.abs());
         }
+        for (&node, &i) in self.inj_nodes.iter().zip(inj) {
+            r[node as usize] -= i;
+            imax = imax.max(i.abs());
+        }
         imax
     }
 
     /// Directional derivative of the (augmented) energy at v + α d along d.
-    fn dir_deriv(&self, v: &[f64], d: &[f64], alpha: f64, mu: &[f64]) -> f64 {
+    fn dir_deriv(&self, v: &[f64], d: &[f64], alpha: f64, mu: &[f64], inj: &[f64]) -> f64 {
         let net = self.net;
         let mut s = 0.0;
         for k in 0..net.res_g.len() {
@@ -293,6 +301,9 @@ impl<'a> Prepared<'a> {
         for k in 0..net.is_value.len() {
             let (a, b) = (net.is_a[k] as usize, net.is_b[k] as usize);
             s += net.is_value[k] * (d[a] - d[b]);
+        }
+        for (&node, &i) in self.inj_nodes.iter().zip(inj) {
+            s -= i * d[node as usize];
         }
         if s.is_nan() {
             f64::INFINITY
@@ -336,6 +347,7 @@ struct Workspace<'a> {
     id: Vec<f64>,
     gd: Vec<f64>,
     mu: Vec<f64>,
+    inj: Vec<f64>,
     key: Vec<bool>,
     has_factor: bool,
 }
@@ -352,6 +364,7 @@ impl<'a> Workspace<'a> {
             id: vec![0.0; nd],
             gd: vec![0.0; nd],
             mu: vec![0.0; nd],
+            inj: vec![0.0; p.inj_nodes.len()],
             key: vec![false; nd],
             has_factor: false,
         }
@@ -419,7 +432,7 @@ fn solve_sample(
         residual: 0.0,
     };
     if c.n_free == 0 {
-        let _ = p.residual(v, &ws.mu, &mut ws.r, &mut ws.id, &mut ws.gd);
+        let _ = p.residual(v, &ws.mu, &ws.inj, &mut ws.r, &mut ws.id, &mut ws.gd);
         for k in 0..nd {
             if let Kind::Ideal { .. } = p.kinds[k] {
                 ws.id[k] = 0.0;
@@ -435,7 +448,7 @@ fn solve_sample(
         let mut last_changed = true;
         let mut last_alpha = 0.0;
         loop {
-            let imax = p.residual(v, &ws.mu, &mut ws.r, &mut ws.id, &mut ws.gd);
+            let imax = p.residual(v, &ws.mu, &ws.inj, &mut ws.r, &mut ws.id, &mut ws.gd);
             let res = c
                 .node_of_free
                 .iter()
@@ -504,7 +517,7 @@ fn solve_sample(
             for (f, &n) in c.node_of_free.iter().enumerate() {
                 ws.d[n as usize] = ws.rhs[f];
             }
-            let alpha = line_search(p, v, &ws.d, &ws.mu, opts);
+            let alpha = line_search(p, v, &ws.d, &ws.mu, &ws.inj, opts);
             last_alpha = alpha;
             for &n in &c.node_of_free {
                 v[n as usize] += alpha * ws.d[n as usize];
@@ -546,17 +559,24 @@ fn solve_sample(
 /// Step along `d`: the largest step allowed by the junction limit if the energy still
 /// decreases there, else the minimiser along the ray found by safeguarded regula falsi
 /// on the (monotone) directional derivative.
-fn line_search(p: &Prepared, v: &[f64], d: &[f64], mu: &[f64], opts: &SolveOptions) -> f64 {
+fn line_search(
+    p: &Prepared,
+    v: &[f64],
+    d: &[f64],
+    mu: &[f64],
+    inj: &[f64],
+    opts: &SolveOptions,
+) -> f64 {
     let cap = p.step_cap(v, d, opts.step_limit);
     if p.n_shockley == 0 && p.n_switching == 0 {
         return 1.0;
     }
-    let g0 = p.dir_deriv(v, d, 0.0, mu);
+    let g0 = p.dir_deriv(v, d, 0.0, mu, inj);
     if g0 >= 0.0 {
         // Not a descent direction (rounding at the solution): take the Newton step.
         return cap;
     }
-    let ghi = p.dir_deriv(v, d, cap, mu);
+    let ghi = p.dir_deriv(v, d, cap, mu, inj);
     if ghi <= 0.0 {
         return cap;
     }
@@ -573,7 +593,7 @@ fn line_search(p: &Prepared, v: &[f64], d: &[f64], mu: &[f64], opts: &SolveOptio
         } else {
             0.5 * (lo + hi)
         };
-        let gt = p.dir_deriv(v, d, t, mu);
+        let gt = p.dir_deriv(v, d, t, mu, inj);
         if gt <= 0.0 && gt >= 0.1 * g0 {
             return t;
         }
@@ -604,15 +624,14 @@ fn line_search(p: &Prepared, v: &[f64], d: &[f64], mu: &[f64], opts: &SolveOptio
 }
 
 /// Voltage-source currents (SPICE convention) from KCL at each clamped node.
-fn source_currents(p: &Prepared, v: &[f64], id: &[f64], out: &mut [f64]) {
+fn source_currents(p: &Prepared, v: &[f64], id: &[f64], inj: &[f64], out: &mut [f64]) {
     let net = p.net;
-    let mut inj = vec![0.0; 0];
-    inj.resize(net.vs_node.len(), 0.0);
+    let mut acc = vec![0.0; net.vs_node.len()];
     let k_of = &net.clamp_of_node;
     let mut add = |node: u32, i: f64| {
         let k = k_of[node as usize];
         if k != NONE {
-            inj[k as usize] += i;
+            acc[k as usize] += i;
         }
     };
     for k in 0..net.res_g.len() {
@@ -628,11 +647,24 @@ fn source_currents(p: &Prepared, v: &[f64], id: &[f64], out: &mut [f64]) {
         add(net.is_a[k], net.is_value[k]);
         add(net.is_b[k], -net.is_value[k]);
     }
+    for (&node, &i) in p.inj_nodes.iter().zip(inj) {
+        add(node, -i);
+    }
     // The source delivers `inj` into its node; SPICE reports the current entering the
     // + terminal from the circuit, which is its negative.
-    for (o, x) in out.iter_mut().zip(inj) {
+    for (o, x) in out.iter_mut().zip(acc) {
         *o = -x;
     }
+}
+
+/// Per-sample currents injected into nodes (e.g. the nudging of Equilibrium
+/// Propagation): `values` is batch × `nodes.len()`, amperes flowing into each node.
+#[derive(Clone, Copy, Debug)]
+pub struct Injections<'a> {
+    /// Nodes receiving the currents.
+    pub nodes: &'a [u32],
+    /// Currents, batch × nodes.len() (row-major).
+    pub values: &'a [f64],
 }
 
 /// Solves a batch of samples. `inputs` is batch × n_inputs (row-major); with no
@@ -642,6 +674,7 @@ pub fn solve_batch(
     inputs: &[f64],
     batch: usize,
     warm: Option<Warm>,
+    injections: Option<Injections>,
     opts: &SolveOptions,
 ) -> Result<BatchSolution> {
     let ni = net.n_inputs;
@@ -665,9 +698,30 @@ pub fn solve_batch(
             return Err(Error::InvalidInput("warm start: wrong shape".into()));
         }
     }
+    let (inj_nodes, inj_values): (&[u32], &[f64]) = match injections {
+        Some(j) => {
+            if j.values.len() != batch * j.nodes.len() {
+                return Err(Error::InvalidInput(format!(
+                    "injections: expected {batch} × {} values, got {}",
+                    j.nodes.len(),
+                    j.values.len()
+                )));
+            }
+            if let Some(&bad) = j.nodes.iter().find(|&&x| x as usize >= n) {
+                return Err(Error::InvalidInput(format!(
+                    "injections: unknown node {bad}"
+                )));
+            }
+            if j.values.iter().any(|x| !x.is_finite()) {
+                return Err(Error::InvalidInput("injections must be finite".into()));
+            }
+            (j.nodes, j.values)
+        }
+        None => (&[], &[]),
+    };
     let compiled = net.compiled()?;
     let c = &*compiled;
-    let p = Prepared::new(net, c, opts);
+    let p = Prepared::new(net, c, opts, inj_nodes);
     let mut sol = BatchSolution {
         batch,
         voltages: vec![0.0; batch * n],
@@ -690,9 +744,9 @@ pub fn solve_batch(
     let threads = opts.par.n_threads();
     let run = |sol: &mut BatchSolution| -> Result<()> {
         if nd == 0 && c.n_free > 0 {
-            solve_linear_batch(&p, sol, opts)
+            solve_linear_batch(&p, sol, inj_values, opts)
         } else {
-            solve_nonlinear_batch(&p, sol, warm, opts)
+            solve_nonlinear_batch(&p, sol, warm, inj_values, opts)
         }
     };
     let out = if threads > 1 && threads != rayon::current_num_threads() {
@@ -711,6 +765,7 @@ pub fn solve_batch(
 fn finish_sample(
     p: &Prepared,
     v: &[f64],
+    inj: &[f64],
     id: &mut [f64],
     src: &mut [f64],
     mu: Option<&[f64]>,
@@ -722,7 +777,7 @@ fn finish_sample(
     let mut gd = vec![0.0; nd];
     let zeros = vec![0.0; nd];
     let mut tmp = vec![0.0; nd];
-    p.residual(v, &zeros, &mut r, &mut tmp, &mut gd);
+    p.residual(v, &zeros, inj, &mut r, &mut tmp, &mut gd);
     for k in 0..nd {
         id[k] = match p.kinds[k] {
             Kind::Ideal { .. } => mu.map_or(0.0, |m| m[k]),
@@ -746,7 +801,10 @@ fn finish_sample(
         r[net.is_a[k] as usize] += net.is_value[k];
         r[net.is_b[k] as usize] -= net.is_value[k];
     }
-    source_currents(p, v, id, src);
+    for (&node, &i) in p.inj_nodes.iter().zip(inj) {
+        r[node as usize] -= i;
+    }
+    source_currents(p, v, id, inj, src);
     p.c.node_of_free
         .iter()
         .map(|&n| r[n as usize].abs())
@@ -757,8 +815,10 @@ fn solve_nonlinear_batch(
     p: &Prepared,
     sol: &mut BatchSolution,
     warm: Option<Warm>,
+    inj: &[f64],
     opts: &SolveOptions,
 ) -> Result<()> {
+    let k = p.inj_nodes.len();
     let (n, nd, nv) = (p.net.n_nodes, p.net.dio_model.len(), p.net.vs_node.len());
     let batch = sol.batch;
     // One sample: parallelise inside its factorization; many: across samples.
@@ -789,10 +849,11 @@ fn solve_nonlinear_batch(
                     };
                 }
                 let mut v = start[s * n..(s + 1) * n].to_vec();
+                ws.inj.copy_from_slice(&inj[s * k..(s + 1) * k]);
                 let stats = solve_sample(p, &mut v, ws, opts).map_err(|e| annotate(e, s, batch))?;
                 let mut id = vec![0.0; nd];
                 let mut src = vec![0.0; nv];
-                let kcl = finish_sample(p, &v, &mut id, &mut src, Some(&ws.mu));
+                let kcl = finish_sample(p, &v, &ws.inj, &mut id, &mut src, Some(&ws.mu));
                 Ok(Out {
                     v,
                     id,
@@ -837,7 +898,13 @@ fn annotate(e: Error, s: usize, batch: usize) -> Error {
     }
 }
 
-fn solve_linear_batch(p: &Prepared, sol: &mut BatchSolution, opts: &SolveOptions) -> Result<()> {
+fn solve_linear_batch(
+    p: &Prepared,
+    sol: &mut BatchSolution,
+    inj: &[f64],
+    opts: &SolveOptions,
+) -> Result<()> {
+    let k = p.inj_nodes.len();
     let c = p.c;
     let n = p.net.n_nodes;
     let nv = p.net.vs_node.len();
@@ -871,7 +938,7 @@ fn solve_linear_batch(p: &Prepared, sol: &mut BatchSolution, opts: &SolveOptions
             for round in 0..4 {
                 for j in 0..m {
                     let v = &vblock[j * n..(j + 1) * n];
-                    let imax = p.residual(v, &[], &mut r, &mut e1, &mut e2);
+                    let imax = p.residual(v, &[], &inj[(ci * chunk + j) * k..(ci * chunk + j + 1) * k], &mut r, &mut e1, &mut e2);
                     let res = c.node_of_free.iter().map(|&x| r[x as usize].abs()).fold(0.0, f64::max);
                     kcls[j] = res;
                     done[j] = res <= opts.rtol * imax.max(f64::MIN_POSITIVE)
@@ -899,7 +966,7 @@ fn solve_linear_batch(p: &Prepared, sol: &mut BatchSolution, opts: &SolveOptions
             for j in 0..m {
                 fcts[j] = u32::from(ci == 0 && j == 0);
                 let v = &vblock[j * n..(j + 1) * n];
-                let imax = p.residual(v, &[], &mut r, &mut e1, &mut e2);
+                let imax = p.residual(v, &[], &inj[(ci * chunk + j) * k..(ci * chunk + j + 1) * k], &mut r, &mut e1, &mut e2);
                 let res = c.node_of_free.iter().map(|&x| r[x as usize].abs()).fold(0.0, f64::max);
                 kcls[j] = res;
                 if res > 1e-8 * imax.max(f64::MIN_POSITIVE) {
@@ -921,7 +988,13 @@ fn solve_linear_batch(p: &Prepared, sol: &mut BatchSolution, opts: &SolveOptions
     if nv > 0 {
         for s in 0..batch {
             let v = &sol.voltages[s * n..(s + 1) * n];
-            source_currents(p, v, &[], &mut sol.source_currents[s * nv..(s + 1) * nv]);
+            source_currents(
+                p,
+                v,
+                &[],
+                &inj[s * k..(s + 1) * k],
+                &mut sol.source_currents[s * nv..(s + 1) * nv],
+            );
         }
     }
     Ok(())
@@ -940,3 +1013,7 @@ pub fn resistor_currents(net: &Network, voltages: &[f64], batch: usize) -> Vec<f
         });
     out
 }
+
+#[cfg(test)]
+#[path = "tests/solve_tests.rs"]
+mod tests;

@@ -376,6 +376,7 @@ impl PyNetwork {
 
     /// Solves `batch` samples; returns a dict of arrays (see `ohmflow.Solution`).
     #[pyo3(signature = (inputs, batch, *, warm_voltages=None, warm_diode_currents=None,
+                        injection_nodes=None, injections=None,
                         rtol=1e-12, vtol=1e-13, max_iter=500, threads=None))]
     #[allow(clippy::too_many_arguments)]
     fn solve<'py>(
@@ -385,6 +386,8 @@ impl PyNetwork {
         batch: usize,
         warm_voltages: Option<PyReadonlyArray2<'py, f64>>,
         warm_diode_currents: Option<PyReadonlyArray2<'py, f64>>,
+        injection_nodes: Option<PyReadonlyArray1<'py, i64>>,
+        injections: Option<PyReadonlyArray2<'py, f64>>,
         rtol: f64,
         vtol: f64,
         max_iter: usize,
@@ -408,6 +411,22 @@ impl PyNetwork {
                 ))
             }
         };
+        let inj_nodes: Vec<u32> = match &injection_nodes {
+            Some(a) => indices(a)?
+                .into_iter()
+                .map(|x| x.min(u32::MAX as usize) as u32)
+                .collect(),
+            None => vec![],
+        };
+        let inj_vals = injections.as_ref().map(|a| a.as_slice()).transpose()?;
+        let inj = match (injection_nodes.is_some(), inj_vals) {
+            (true, Some(values)) => Some(core::Injections {
+                nodes: &inj_nodes,
+                values,
+            }),
+            (false, None) => None,
+            _ => return Err(PyValueError::new_err("injections need nodes and values")),
+        };
         let opts = SolveOptions {
             rtol,
             vtol,
@@ -417,7 +436,7 @@ impl PyNetwork {
         };
         let net = &self.inner;
         let sol = py
-            .detach(|| core::solve_batch(net, x, batch, warm, &opts))
+            .detach(|| core::solve_batch(net, x, batch, warm, inj, &opts))
             .map_err(|e| to_py(py, e))?;
         let d = PyDict::new(py);
         let (n, nd, nv) = (net.n_nodes(), net.n_diodes(), net.n_voltage_sources());
@@ -437,6 +456,41 @@ impl PyNetwork {
         d.set_item("factorizations", sol.factorizations.into_pyarray(py))?;
         d.set_item("kcl_residual", sol.kcl_residual.into_pyarray(py))?;
         Ok(d)
+    }
+
+    /// λ solving H λ = rhs at each sample's operating point (the adjoint / hardware
+    /// linearization). `voltages`, `diode_currents`: a solution; `rhs`: batch × n_nodes.
+    #[pyo3(signature = (voltages, diode_currents, rhs, *, threads=None))]
+    fn adjoint<'py>(
+        &self,
+        py: Python<'py>,
+        voltages: PyReadonlyArray2<'py, f64>,
+        diode_currents: PyReadonlyArray2<'py, f64>,
+        rhs: PyReadonlyArray2<'py, f64>,
+        threads: Option<usize>,
+    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+        let batch = voltages.shape()[0];
+        let sol = core::BatchSolution {
+            batch,
+            voltages: voltages.as_slice()?.to_vec(),
+            diode_currents: diode_currents.as_slice()?.to_vec(),
+            ..Default::default()
+        };
+        if sol.diode_currents.len() != batch * self.inner.n_diodes() {
+            return Err(PyValueError::new_err(
+                "diode_currents must have shape (batch, n_diodes)",
+            ));
+        }
+        let r = rhs.as_slice()?;
+        let opts = SolveOptions {
+            par: par(threads),
+            ..Default::default()
+        };
+        let net = &self.inner;
+        let lam = py
+            .detach(|| core::adjoint_batch(net, &sol, r, &opts))
+            .map_err(|e| to_py(py, e))?;
+        lam.into_pyarray(py).reshape([batch, net.n_nodes()])
     }
 
     /// Resistor currents (a → b) for voltages of shape (batch, n_nodes).

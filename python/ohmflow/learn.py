@@ -1,0 +1,243 @@
+"""Losses, gradients and learning rules.
+
+Every method of :func:`gradient` estimates the same quantity, dC/dg for each
+resistor, with the same sign, so they can be compared directly:
+
+``"exact"``
+    The adjoint (hardware linearization): λ solves H λ = ∂C/∂v with H the
+    conductance matrix of the network linearized at its operating point
+    (conducting ideal diodes are constraints, off ones open; ReLU and Shockley
+    diodes contribute their differential conductance); dC/dg_e = −(Δ_e λ)(Δ_e v).
+``"ep"``
+    Equilibrium Propagation: a free phase, then a nudged phase in which current
+    sources inject −β ∂C/∂v (evaluated at the free state) into the outputs;
+    estimate [(Δv^β)² − (Δv^0)²] / (2β), first-order accurate in β.
+``"centered-ep"``
+    Phases at +β and −β: [(Δv^β)² − (Δv^−β)²] / (4β), second-order accurate.
+``"coupled"``
+    Coupled learning (Stern et al. 2021): outputs clamped to v + η (t − v);
+    estimate [(Δv^C)² − (Δv^F)²] / (2η). As η → 0 this converges to the gradient
+    of the *Schur-weighted* loss ½ (v − t)ᵀ S (v − t), S the conductance matrix
+    seen at the output ports (held fixed); for a single output that is S · dC/dg.
+    It equals dC/dg exactly only when S is the identity, so ohmflow reports it
+    as it is rather than rescaling by a matrix that hardware cannot know.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ._core import InvalidNetworkError
+from .network import GROUND, Network
+
+__all__ = ["SquaredError", "CrossEntropy", "gradient", "step", "readout", "METHODS"]
+
+METHODS = ("exact", "ep", "centered-ep", "coupled")
+
+
+@dataclass(frozen=True)
+class SquaredError:
+    """C = ½ Σ_o (v_o − t_o)², averaged over the batch."""
+
+    def __call__(self, v: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        d = v - t
+        return 0.5 * np.sum(d * d, axis=1), d
+
+
+@dataclass(frozen=True)
+class CrossEntropy:
+    """Softmax cross-entropy of ``scale * v`` against class labels or one-hot targets."""
+
+    scale: float = 1.0
+
+    def __call__(self, v: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = self.scale * v
+        z = z - z.max(axis=1, keepdims=True)
+        p = np.exp(z)
+        p /= p.sum(axis=1, keepdims=True)
+        if t.ndim == 1 or t.shape[1] == 1:
+            onehot = np.zeros_like(p)
+            onehot[np.arange(len(p)), np.asarray(t, dtype=int).reshape(-1)] = 1.0
+            t = onehot
+        c = -np.sum(t * np.log(np.clip(p, 1e-300, None)), axis=1)
+        return c, self.scale * (p - t)
+
+
+LossFn = Callable[[np.ndarray, np.ndarray], "tuple[np.ndarray, np.ndarray]"]
+
+
+def _loss(loss: Any) -> LossFn:
+    if loss in (None, "mse", "squared"):
+        return SquaredError()
+    if loss in ("cross-entropy", "ce"):
+        return CrossEntropy()
+    if callable(loss):
+        return loss
+    raise InvalidNetworkError(f"unknown loss {loss!r}")
+
+
+def _ports(net: Network, outputs: Sequence[Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(plus, minus) node arrays; a single node reads against ground."""
+    plus, minus = [], []
+    for o in outputs:
+        if isinstance(o, tuple):
+            plus.append(net.node(o[0]))
+            minus.append(net.node(o[1]))
+        else:
+            plus.append(net.node(o))
+            minus.append(GROUND)
+    return np.asarray(plus, dtype=np.int64), np.asarray(minus, dtype=np.int64)
+
+
+def readout(voltages: np.ndarray, plus: np.ndarray, minus: np.ndarray) -> np.ndarray:
+    """Output voltages v⁺ − v⁻ for (batch, n_nodes) voltages."""
+    return voltages[:, plus] - voltages[:, minus]
+
+
+def _targets(net: Network, targets: Any, outputs: Any) -> tuple[list, np.ndarray]:
+    if isinstance(targets, dict):
+        if outputs is not None:
+            raise InvalidNetworkError("give targets as a dict or outputs= with an array, not both")
+        return list(targets.keys()), np.asarray([list(targets.values())], dtype=float)
+    if outputs is None:
+        raise InvalidNetworkError("targets as an array need outputs=")
+    t = np.asarray(targets, dtype=float)
+    return list(outputs), t
+
+
+def _branch_drops(net: Network, x: np.ndarray) -> np.ndarray:
+    a, b = net.resistor_nodes
+    return x[:, a] - x[:, b]
+
+
+def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any = None,
+             inputs: Any = None, loss: Any = "mse", beta: float | None = None,
+             eta: float | None = None, trainable: Any = None, wrt: str = "conductance",
+             threads: int | None = None, return_loss: bool = False) -> Any:
+    """Estimate dC/dg for every resistor (aligned with ``net.resistor_names``).
+
+    Parameters
+    ----------
+    targets : dict or array_like
+        ``{node: target}`` for one sample, or an array (batch, n_outputs) with
+        ``outputs=``. For cross-entropy, class labels (batch,) are accepted.
+    method : {"exact", "ep", "centered-ep", "coupled"}
+        See the module docstring.
+    outputs : sequence, optional
+        Output nodes, or ``(plus, minus)`` pairs for differential outputs.
+    inputs : array_like, optional
+        Input voltages (batch, n_inputs); the loss is the mean over the batch.
+    loss : "mse", "cross-entropy", or callable
+        A callable takes (v_out, targets), both (batch, n_outputs), and returns
+        (C per sample, ∂C/∂v_out per sample).
+    beta, eta : float
+        Nudging strength (EP; default 1e-3 × the largest conductance... in amperes
+        per unit of ∂C/∂v) and clamping factor (coupled learning; default 1e-3).
+    trainable : mask or indices, optional
+        Resistors to compute gradients for; the others get 0.
+    wrt : {"conductance", "resistance"}
+        dC/dR = −g² dC/dg.
+    return_loss : bool
+        Also return the loss at the free equilibrium.
+    """
+    if method not in METHODS:
+        raise InvalidNetworkError(f"method must be one of {METHODS}, got {method!r}")
+    if wrt not in ("conductance", "resistance"):
+        raise InvalidNetworkError("wrt must be 'conductance' or 'resistance'")
+    outs, t = _targets(net, targets, outputs)
+    plus, minus = _ports(net, outs)
+    lossfn = _loss(loss)
+    x = None if inputs is None else np.atleast_2d(np.asarray(inputs, dtype=float))
+    free = net.solve(x, threads=threads) if x is not None else net.solve(threads=threads)
+    v0 = np.atleast_2d(free.voltages)
+    batch = v0.shape[0]
+    if t.shape[0] != batch:
+        t = np.broadcast_to(t, (batch,) + t.shape[1:]) if t.shape[0] == 1 else t
+    vout = readout(v0, plus, minus)
+    c, dc = lossfn(vout, t)
+    dc = np.asarray(dc, dtype=float).reshape(batch, len(outs))
+    drop0 = _branch_drops(net, v0)
+    gscale = float(np.max(net.conductances)) if net.n_resistors else 1.0
+    inj_nodes = np.concatenate([plus, minus])
+
+    def nudged(b: float) -> np.ndarray:
+        cur = -b * dc
+        sol = net.solve(x, threads=threads, warm_start=free,
+                        injections=(inj_nodes, np.concatenate([cur, -cur], axis=1)))
+        return np.atleast_2d(sol.voltages)
+
+    if method == "exact":
+        rhs = np.zeros_like(v0)
+        np.add.at(rhs, (slice(None), plus), dc)
+        np.add.at(rhs, (slice(None), minus), -dc)
+        rhs[:, GROUND] = 0.0
+        lam = net._core.adjoint(v0, np.ascontiguousarray(np.atleast_2d(free.diode_currents)),
+                                rhs, threads=threads)
+        est = -np.mean(_branch_drops(net, lam) * drop0, axis=0)
+    elif method in ("ep", "centered-ep"):
+        b = float(beta) if beta is not None else 1e-3 * gscale
+        if not b > 0:
+            raise InvalidNetworkError("beta must be > 0")
+        dp = _branch_drops(net, nudged(b))
+        if method == "ep":
+            est = np.mean(dp**2 - drop0**2, axis=0) / (2 * b)
+        else:
+            dm = _branch_drops(net, nudged(-b))
+            est = np.mean(dp**2 - dm**2, axis=0) / (4 * b)
+    else:
+        e = float(eta) if eta is not None else 1e-3
+        if not e > 0:
+            raise InvalidNetworkError("eta must be > 0")
+        if np.any(minus != GROUND):
+            raise InvalidNetworkError("coupled learning clamps single output nodes, "
+                                      "not differential pairs")
+        clamped = _clamped_copy(net, tuple(plus.tolist()))
+        xin = np.zeros((batch, 0)) if x is None else x
+        xc = np.concatenate([xin, vout + e * (t - vout)], axis=1)
+        vc = np.atleast_2d(clamped.solve(xc, threads=threads).voltages)
+        est = np.mean(_branch_drops(net, vc) ** 2 - drop0**2, axis=0) / (2 * e)
+    if trainable is not None:
+        mask = np.zeros(net.n_resistors, dtype=bool)
+        tr = np.asarray(trainable)
+        mask[tr if tr.dtype != bool else np.flatnonzero(tr)] = True
+        est = np.where(mask, est, 0.0)
+    if wrt == "resistance":
+        est = -(net.conductances**2) * est
+    if return_loss:
+        return est, float(np.mean(c))
+    return est
+
+
+_CLAMPED_CACHE_ATTR = "_clamped_copies"
+
+
+def _clamped_copy(net: Network, outputs: tuple[int, ...]) -> Network:
+    """The network with ``outputs`` turned into extra inputs (cached per topology)."""
+    cache = net.__dict__.setdefault(_CLAMPED_CACHE_ATTR, {})
+    key = (outputs, net.n_nodes, net.n_resistors, net.n_diodes, net._core.n_voltage_sources)
+    c = cache.get(key)
+    if c is None:
+        c = net.copy()
+        for o in outputs:
+            c.add_input(o)
+        cache.clear()
+        cache[key] = c
+    # Values change without a new analysis.
+    c.conductances = net.conductances
+    return c
+
+
+def step(net: Network, inputs: Any, targets: Any, *, rule: str = "ep", lr: float = 0.01,
+         outputs: Any = None, loss: Any = "mse", beta: float | None = None,
+         eta: float | None = None, g_min: float = 1e-9, g_max: float = np.inf,
+         trainable: Any = None, threads: int | None = None) -> float:
+    """One learning step Δg = −lr · estimate, clipped to [g_min, g_max]; returns the loss."""
+    est, c = gradient(net, targets, method=rule, outputs=outputs, inputs=inputs, loss=loss,
+                      beta=beta, eta=eta, trainable=trainable, threads=threads,
+                      return_loss=True)
+    net.conductances = np.clip(net.conductances - lr * est, g_min, g_max)
+    return c
