@@ -217,6 +217,9 @@ class Network:
         return [_from_row(int(k), p) for k, p in zip(kinds, params)]
 
     def set_diode_model(self, key: str | int, model: Any) -> None:
+        """Replaces the model of one diode (no new symbolic analysis)."""
+        if not isinstance(model, (IdealDiode, ReluDiode, ShockleyDiode)):
+            raise InvalidNetworkError(f"unknown diode model {model!r}")
         kind, row = model._row()
         self._core.set_diode_model(self._diodes.lookup(key), kind, row)
 
@@ -356,6 +359,11 @@ class Network:
                                       "use method='direct'")
         if threads is not None and int(threads) < 1:
             raise InvalidNetworkError("threads must be >= 1")
+        for what, tol in (("rtol", rtol), ("vtol", vtol)):
+            if not (np.isfinite(tol) and tol > 0):
+                raise InvalidNetworkError(f"{what} must be finite and > 0, got {tol}")
+        if int(max_iter) < 1:
+            raise InvalidNetworkError(f"max_iter must be >= 1, got {max_iter}")
         ni = self.n_inputs
         single = True
         if inputs is None:

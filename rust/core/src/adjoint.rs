@@ -53,7 +53,14 @@ pub fn adjoint_batch(
     }
     let rho: Vec<f64> = (0..nd)
         .map(|k| {
-            let local = diag[net.dio_a[k] as usize].max(diag[net.dio_b[k] as usize]);
+            let free = |x: u32| {
+                if c.free_of_node[x as usize] != NONE {
+                    diag[x as usize]
+                } else {
+                    0.0
+                }
+            };
+            let local = free(net.dio_a[k]).max(free(net.dio_b[k]));
             opts.rho * if local > 0.0 { local } else { 1.0 }
         })
         .collect();
@@ -62,96 +69,100 @@ pub fn adjoint_batch(
     } else {
         Parallelism::Serial
     };
-    let results: Vec<Result<()>> = out
-        .par_chunks_mut(n)
-        .enumerate()
-        .map_init(
-            || {
-                (
-                    Factor::new(c, inner_par),
-                    vec![0.0; c.nnz()],
-                    vec![0.0; c.n_free],
-                )
-            },
-            |(factor, values, x), (s, lam)| -> Result<()> {
-                let v = &sol.voltages[s * n..(s + 1) * n];
-                let mu = &sol.diode_currents[s * nd..(s + 1) * nd];
-                values.copy_from_slice(&base);
-                let mut active: Vec<usize> = Vec::new();
-                for k in 0..nd {
-                    let dv = v[net.dio_a[k] as usize] - v[net.dio_b[k] as usize];
-                    let g = match net.dio_model[k] {
-                        DiodeModel::Ideal { .. } => {
-                            if mu[k] > 0.0 {
-                                active.push(k);
-                                rho[k]
-                            } else {
-                                0.0
+    crate::factor::with_threads(opts.par, || {
+        let results: Vec<Result<()>> = out
+            .par_chunks_mut(n)
+            .enumerate()
+            .map_init(
+                || {
+                    (
+                        Factor::new(c, inner_par),
+                        vec![0.0; c.nnz()],
+                        vec![0.0; c.n_free],
+                    )
+                },
+                |(factor, values, x), (s, lam)| -> Result<()> {
+                    let v = &sol.voltages[s * n..(s + 1) * n];
+                    let mu = &sol.diode_currents[s * nd..(s + 1) * nd];
+                    values.copy_from_slice(&base);
+                    let mut active: Vec<usize> = Vec::new();
+                    for k in 0..nd {
+                        let dv = v[net.dio_a[k] as usize] - v[net.dio_b[k] as usize];
+                        let g = match net.dio_model[k] {
+                            DiodeModel::Ideal { .. } => {
+                                if mu[k] > 0.0 {
+                                    active.push(k);
+                                    rho[k]
+                                } else {
+                                    0.0
+                                }
                             }
-                        }
-                        DiodeModel::Relu { g_on, v_on } => {
-                            if dv > v_on {
-                                g_on
-                            } else {
-                                0.0
+                            DiodeModel::Relu { g_on, v_on } => {
+                                if dv > v_on {
+                                    g_on
+                                } else {
+                                    0.0
+                                }
                             }
-                        }
-                        DiodeModel::Shockley {
-                            i_s,
-                            n: ne,
-                            temperature,
-                            gmin,
-                        } => {
-                            let nvt = ne * crate::network::thermal_voltage(temperature);
-                            i_s / nvt * (dv / nvt).exp() + gmin
-                        }
-                    };
-                    if g != 0.0 {
-                        stamp(values, &c.dio_slots[k], g);
-                    }
-                }
-                factor.factorize(values)?;
-                let r = &rhs[s * n..(s + 1) * n];
-                let mut nu = vec![0.0; active.len()];
-                let fidx = |node: u32| c.free_of_node[node as usize];
-                for _ in 0..100 {
-                    for (f, &node) in c.node_of_free.iter().enumerate() {
-                        x[f] = r[node as usize];
-                    }
-                    for (j, &k) in active.iter().enumerate() {
-                        let (fa, fb) = (fidx(net.dio_a[k]), fidx(net.dio_b[k]));
-                        if fa != NONE {
-                            x[fa as usize] -= nu[j];
-                        }
-                        if fb != NONE {
-                            x[fb as usize] += nu[j];
+                            DiodeModel::Shockley {
+                                i_s,
+                                n: ne,
+                                temperature,
+                                gmin,
+                            } => {
+                                let nvt = ne * crate::network::thermal_voltage(temperature);
+                                i_s / nvt * (dv / nvt).exp() + gmin
+                            }
+                        };
+                        if g != 0.0 {
+                            stamp(values, &c.dio_slots[k], g);
                         }
                     }
-                    factor.solve_in_place(x);
-                    let scale = x.iter().fold(0.0f64, |m, y| m.max(y.abs()));
-                    let mut viol = 0.0f64;
-                    for (j, &k) in active.iter().enumerate() {
-                        let (fa, fb) = (fidx(net.dio_a[k]), fidx(net.dio_b[k]));
-                        let la = if fa != NONE { x[fa as usize] } else { 0.0 };
-                        let lb = if fb != NONE { x[fb as usize] } else { 0.0 };
-                        viol = viol.max((la - lb).abs());
-                        nu[j] += rho[k] * (la - lb);
-                    }
-                    if viol <= 1e-15 * scale.max(f64::MIN_POSITIVE) || active.is_empty() {
+                    factor.factorize(values)?;
+                    let r = &rhs[s * n..(s + 1) * n];
+                    let mut nu = vec![0.0; active.len()];
+                    let fidx = |node: u32| c.free_of_node[node as usize];
+                    for _ in 0..100 {
                         for (f, &node) in c.node_of_free.iter().enumerate() {
-                            lam[node as usize] = x[f];
+                            x[f] = r[node as usize];
                         }
-                        return Ok(());
+                        for (j, &k) in active.iter().enumerate() {
+                            let (fa, fb) = (fidx(net.dio_a[k]), fidx(net.dio_b[k]));
+                            if fa != NONE {
+                                x[fa as usize] -= nu[j];
+                            }
+                            if fb != NONE {
+                                x[fb as usize] += nu[j];
+                            }
+                        }
+                        factor.solve_in_place(x);
+                        let scale = x.iter().fold(0.0f64, |m, y| m.max(y.abs()));
+                        let mut viol = 0.0f64;
+                        for (j, &k) in active.iter().enumerate() {
+                            let (fa, fb) = (fidx(net.dio_a[k]), fidx(net.dio_b[k]));
+                            let la = if fa != NONE { x[fa as usize] } else { 0.0 };
+                            let lb = if fb != NONE { x[fb as usize] } else { 0.0 };
+                            viol = viol.max((la - lb).abs());
+                            nu[j] += rho[k] * (la - lb);
+                        }
+                        if viol <= 1e-15 * scale.max(f64::MIN_POSITIVE) || active.is_empty() {
+                            for (f, &node) in c.node_of_free.iter().enumerate() {
+                                lam[node as usize] = x[f];
+                            }
+                            return Ok(());
+                        }
                     }
-                }
-                Err(Error::Convergence {
-                    iterations: 100,
-                    residual: 0.0,
-                    detail: format!("sample {s}: adjoint constraints of conducting ideal diodes"),
-                })
-            },
-        )
-        .collect();
-    results.into_iter().collect::<Result<Vec<()>>>()?;
+                    Err(Error::Convergence {
+                        iterations: 100,
+                        residual: 0.0,
+                        detail: format!(
+                            "sample {s}: adjoint constraints of conducting ideal diodes"
+                        ),
+                    })
+                },
+            )
+            .collect();
+        results.into_iter().collect::<Result<Vec<()>>>()
+    })?;
     Ok(out)
 }

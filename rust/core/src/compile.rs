@@ -234,3 +234,7 @@ pub(crate) fn stamp(values: &mut [f64], s: &Slots, g: f64) {
         values[s[2] as usize] -= g;
     }
 }
+
+#[cfg(test)]
+#[path = "tests/compile_tests.rs"]
+mod tests;

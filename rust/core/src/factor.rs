@@ -42,6 +42,20 @@ impl Parallelism {
     }
 }
 
+/// Runs `f` in a rayon pool of the allowed size (a one-thread pool for `Serial`),
+/// or in the current pool when it already has that size.
+pub fn with_threads<T: Send>(par: Parallelism, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
+    let n = par.n_threads().max(1);
+    if n == rayon::current_num_threads() {
+        return f();
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build()
+        .map_err(|e| Error::InvalidInput(format!("thread pool: {e}")))?;
+    pool.install(f)
+}
+
 /// A numeric factor: values of L for a given symbolic analysis, plus scratch.
 pub struct Factor<'a> {
     compiled: &'a Compiled,

@@ -58,9 +58,10 @@ pub fn check(net: &Network, v: &[f64], tol: f64) -> Result<()> {
         fill[e.0 as usize] += 1;
     }
     // Shortest paths from a virtual source joined to every node with weight 0 (SPFA).
+    // A shortest path has at most m − 1 edges; a path of m edges means a negative cycle.
     let mut dist = vec![0.0f64; m];
     let mut pred = vec![usize::MAX; m]; // edge index
-    let mut count = vec![0usize; m];
+    let mut len = vec![0usize; m];
     let mut inq = vec![true; m];
     let mut queue: VecDeque<usize> = (0..m).collect();
     while let Some(u) = queue.pop_front() {
@@ -72,9 +73,9 @@ pub fn check(net: &Network, v: &[f64], tol: f64) -> Result<()> {
             if nd < dist[to] - tol {
                 dist[to] = nd;
                 pred[to] = j;
-                count[to] += 1;
-                if count[to] > m {
-                    return Err(cycle_error(net, &edges, &pred, to, v));
+                len[to] = len[u] + 1;
+                if len[to] >= m {
+                    return Err(cycle_error(net, &edges, &pred, to));
                 }
                 if !inq[to] {
                     inq[to] = true;
@@ -91,25 +92,30 @@ fn cycle_error(
     edges: &[(u32, u32, f64, u32)],
     pred: &[usize],
     start: usize,
-    _v: &[f64],
 ) -> Error {
-    // Walk back m steps to land on the cycle, then collect it.
+    // Follow the predecessor edges until a node repeats: that loop is the cycle.
+    let mut seen = vec![usize::MAX; pred.len()];
     let mut x = start;
-    for _ in 0..pred.len() {
+    let mut step = 0;
+    while seen[x] == usize::MAX && pred[x] != usize::MAX {
+        seen[x] = step;
+        step += 1;
         x = edges[pred[x]].0 as usize;
     }
-    let first = x;
     let mut diodes = Vec::new();
     let mut total = 0.0;
-    loop {
-        let e = edges[pred[x]];
-        total += e.2;
-        if e.3 != NONE {
-            diodes.push(e.3 as usize);
-        }
-        x = e.0 as usize;
-        if x == first {
-            break;
+    if seen[x] != usize::MAX {
+        let first = x;
+        loop {
+            let e = edges[pred[x]];
+            total += e.2;
+            if e.3 != NONE {
+                diodes.push(e.3 as usize);
+            }
+            x = e.0 as usize;
+            if x == first {
+                break;
+            }
         }
     }
     diodes.sort_unstable();
@@ -127,3 +133,7 @@ fn cycle_error(
         ),
     }
 }
+
+#[cfg(test)]
+#[path = "tests/feasibility_tests.rs"]
+mod tests;

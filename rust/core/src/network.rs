@@ -112,7 +112,7 @@ pub enum SourceValue {
 /// structure (free-node map, sparsity pattern, symbolic Cholesky) is computed
 /// once per topology and cached, so changing conductances or source values
 /// never repeats the symbolic analysis.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Network {
     pub(crate) n_nodes: usize,
     pub(crate) res_a: Vec<u32>,
@@ -130,6 +130,13 @@ pub struct Network {
     /// Source index clamping each node (u32::MAX if none).
     pub(crate) clamp_of_node: Vec<u32>,
     pub(crate) compiled: OnceLock<Arc<Compiled>>,
+}
+
+impl Default for Network {
+    /// The same as [`Network::new`]: only the ground node.
+    fn default() -> Self {
+        Network::new()
+    }
 }
 
 impl Clone for Network {
@@ -186,8 +193,20 @@ impl Network {
     pub fn new() -> Self {
         Network {
             n_nodes: 1,
+            res_a: vec![],
+            res_b: vec![],
+            res_g: vec![],
+            dio_a: vec![],
+            dio_b: vec![],
+            dio_model: vec![],
+            vs_node: vec![],
+            vs_value: vec![],
+            is_a: vec![],
+            is_b: vec![],
+            is_value: vec![],
+            n_inputs: 0,
             clamp_of_node: vec![NONE],
-            ..Default::default()
+            compiled: OnceLock::new(),
         }
     }
 
@@ -223,7 +242,7 @@ impl Network {
     /// Adds `count` nodes; returns the index of the first.
     pub fn add_nodes(&mut self, count: usize) -> Result<usize> {
         let first = self.n_nodes;
-        if first + count >= NONE as usize {
+        if first.checked_add(count).is_none_or(|t| t >= NONE as usize) {
             return Err(Error::InvalidInput("too many nodes".into()));
         }
         self.n_nodes += count;
@@ -468,3 +487,7 @@ impl Network {
         self.compiled.get().is_some()
     }
 }
+
+#[cfg(test)]
+#[path = "tests/network_tests.rs"]
+mod tests;

@@ -179,7 +179,16 @@ impl<'a> Prepared<'a> {
             .iter()
             .zip(&net.dio_b)
             .map(|(&a, &b)| {
-                let local = diag[a as usize].max(diag[b as usize]);
+                // The conductance around the diode's free ends (a clamped end, ground
+                // included, can carry a huge total that says nothing about the diode).
+                let free = |x: u32| {
+                    if c.free_of_node[x as usize] != NONE {
+                        diag[x as usize]
+                    } else {
+                        0.0
+                    }
+                };
+                let local = free(a).max(free(b));
                 opts.rho * if local > 0.0 { local } else { mean_diag }
             })
             .collect();
@@ -210,12 +219,12 @@ impl<'a> Prepared<'a> {
     /// Current of diode `k` at branch voltage `dv` (ideal: the augmented-Lagrangian
     /// current for multiplier `mu`), and its conductance.
     #[inline]
-    fn diode_law(&self, k: usize, dv: f64, mu: f64) -> (f64, f64) {
+    fn diode_law(&self, k: usize, dv: f64, mu: f64, rm: f64) -> (f64, f64) {
         match self.kinds[k] {
             Kind::Ideal { v_on } => {
-                let t = mu + self.rho[k] * (dv - v_on);
+                let t = mu + rm * self.rho[k] * (dv - v_on);
                 if t > 0.0 {
-                    (t, self.rho[k])
+                    (t, rm * self.rho[k])
                 } else {
                     (0.0, 0.0)
                 }
@@ -237,33 +246,41 @@ impl<'a> Prepared<'a> {
     /// KCL residual at every node (currents leaving minus currents injected; only
     /// free entries are meaningful), diode currents and conductances. Returns the
     /// largest branch-current magnitude.
+    /// KCL residual at every node (currents leaving minus currents injected; only
+    /// free entries are meaningful), diode currents and conductances. Returns the
+    /// largest branch-current magnitude and the rounding floor of the residual.
     fn residual(
         &self,
         v: &[f64],
         mu: &[f64],
+        rm: f64,
         inj: &[f64],
         r: &mut [f64],
         id: &mut [f64],
         gd: &mut [f64],
-    ) -> f64 {
+    ) -> (f64, f64) {
         let net = self.net;
         r.iter_mut().for_each(|x| *x = 0.0);
         let mut imax = 0.0f64;
+        // Rounding floor: a branch current g (v_a − v_b) is known to ~eps · g max(|v_a|, |v_b|).
+        let mut floor = 0.0f64;
         for k in 0..net.res_g.len() {
             let (a, b) = (net.res_a[k] as usize, net.res_b[k] as usize);
             let i = net.res_g[k] * (v[a] - v[b]);
             r[a] += i;
             r[b] -= i;
             imax = imax.max(i.abs());
+            floor = floor.max(net.res_g[k] * v[a].abs().max(v[b].abs()));
         }
         for k in 0..net.dio_model.len() {
             let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
-            let (i, g) = self.diode_law(k, v[a] - v[b], mu[k]);
+            let (i, g) = self.diode_law(k, v[a] - v[b], mu[k], rm);
             id[k] = i;
             gd[k] = g;
             r[a] += i;
             r[b] -= i;
             imax = imax.max(i.abs());
+            floor = floor.max(g * v[a].abs().max(v[b].abs()));
         }
         for k in 0..net.is_value.len() {
             let (a, b) = (net.is_a[k] as usize, net.is_b[k] as usize);
@@ -276,11 +293,11 @@ impl<'a> Prepared<'a> {
             r[node as usize] -= i;
             imax = imax.max(i.abs());
         }
-        imax
+        (imax, floor)
     }
 
     /// Directional derivative of the (augmented) energy at v + α d along d.
-    fn dir_deriv(&self, v: &[f64], d: &[f64], alpha: f64, mu: &[f64], inj: &[f64]) -> f64 {
+    fn dir_deriv(&self, v: &[f64], d: &[f64], alpha: f64, mu: &[f64], rm: f64, inj: &[f64]) -> f64 {
         let net = self.net;
         let mut s = 0.0;
         for k in 0..net.res_g.len() {
@@ -294,7 +311,7 @@ impl<'a> Prepared<'a> {
             let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
             let dd = d[a] - d[b];
             if dd != 0.0 {
-                let (i, _) = self.diode_law(k, v[a] - v[b] + alpha * dd, m);
+                let (i, _) = self.diode_law(k, v[a] - v[b] + alpha * dd, m, rm);
                 s += i * dd;
             }
         }
@@ -348,6 +365,8 @@ struct Workspace<'a> {
     gd: Vec<f64>,
     mu: Vec<f64>,
     inj: Vec<f64>,
+    /// Per-sample growth of the penalty when the multipliers converge slowly.
+    rho_mult: f64,
     key: Vec<bool>,
     has_factor: bool,
 }
@@ -365,6 +384,7 @@ impl<'a> Workspace<'a> {
             gd: vec![0.0; nd],
             mu: vec![0.0; nd],
             inj: vec![0.0; p.inj_nodes.len()],
+            rho_mult: 1.0,
             key: vec![false; nd],
             has_factor: false,
         }
@@ -432,7 +452,15 @@ fn solve_sample(
         residual: 0.0,
     };
     if c.n_free == 0 {
-        let _ = p.residual(v, &ws.mu, &ws.inj, &mut ws.r, &mut ws.id, &mut ws.gd);
+        let _ = p.residual(
+            v,
+            &ws.mu,
+            ws.rho_mult,
+            &ws.inj,
+            &mut ws.r,
+            &mut ws.id,
+            &mut ws.gd,
+        );
         for k in 0..nd {
             if let Kind::Ideal { .. } = p.kinds[k] {
                 ws.id[k] = 0.0;
@@ -441,6 +469,7 @@ fn solve_sample(
         return Ok(stats);
     }
     let mut outer = 0usize;
+    let mut prev_viol = f64::INFINITY;
     loop {
         // Inner: Newton on the augmented energy for fixed multipliers.
         let mut prev_res = f64::INFINITY;
@@ -448,7 +477,15 @@ fn solve_sample(
         let mut last_changed = true;
         let mut last_alpha = 0.0;
         loop {
-            let imax = p.residual(v, &ws.mu, &ws.inj, &mut ws.r, &mut ws.id, &mut ws.gd);
+            let (imax, floor) = p.residual(
+                v,
+                &ws.mu,
+                ws.rho_mult,
+                &ws.inj,
+                &mut ws.r,
+                &mut ws.id,
+                &mut ws.gd,
+            );
             let res = c
                 .node_of_free
                 .iter()
@@ -456,7 +493,8 @@ fn solve_sample(
                 .fold(0.0, f64::max);
             stats.residual = res;
             let iref = imax.max(f64::MIN_POSITIVE);
-            if res <= opts.rtol * iref {
+            let tol = opts.rtol * iref + 64.0 * f64::EPSILON * floor;
+            if res <= tol {
                 break;
             }
             if res >= 0.5 * prev_res && !last_changed && last_alpha == 1.0 && p.n_shockley == 0 {
@@ -464,7 +502,7 @@ fn solve_sample(
                 // equations exactly: a residual that does not halve is the rounding floor.
                 stalls += 1;
                 if stalls >= 2 {
-                    if res <= 1e-8 * iref {
+                    if res <= 1e-8 * iref + 1e3 * tol {
                         break;
                     }
                     return Err(Error::Convergence {
@@ -514,10 +552,16 @@ fn solve_sample(
             }
             factor.solve_in_place(&mut ws.rhs);
             ws.d.iter_mut().for_each(|x| *x = 0.0);
+            let mut dmax = 0.0f64;
             for (f, &n) in c.node_of_free.iter().enumerate() {
                 ws.d[n as usize] = ws.rhs[f];
+                dmax = dmax.max(ws.rhs[f].abs());
             }
-            let alpha = line_search(p, v, &ws.d, &ws.mu, &ws.inj, opts);
+            if dmax <= 4.0 * f64::EPSILON * vscale && res <= 1e-8 * iref + 1e3 * tol {
+                // The Newton step is below the resolution of the voltages: done.
+                break;
+            }
+            let alpha = line_search(p, v, &ws.d, &ws.mu, ws.rho_mult, &ws.inj, opts);
             last_alpha = alpha;
             for &n in &c.node_of_free {
                 v[n as usize] += alpha * ws.d[n as usize];
@@ -535,7 +579,7 @@ fn solve_sample(
                     continue;
                 }
                 let h = v[a] - v[b] - v_on;
-                let m = (ws.mu[k] + p.rho[k] * h).max(0.0);
+                let m = (ws.mu[k] + ws.rho_mult * p.rho[k] * h).max(0.0);
                 viol = viol.max(if m > 0.0 { h.abs() } else { h.max(0.0) });
                 ws.mu[k] = m;
                 ws.id[k] = m;
@@ -545,7 +589,14 @@ fn solve_sample(
         if viol <= vtol {
             break;
         }
-        if outer > 200 {
+        if viol > 0.1 * prev_viol && ws.rho_mult < 1.0 {
+            // Slow multipliers (weakly active constraints): a stiffer penalty. The
+            // matrix values change, the pattern does not.
+            ws.rho_mult *= 10.0;
+            ws.has_factor = false;
+        }
+        prev_viol = viol;
+        if outer > 1000 {
             return Err(Error::Convergence {
                 iterations: stats.iterations as usize,
                 residual: viol,
@@ -564,6 +615,7 @@ fn line_search(
     v: &[f64],
     d: &[f64],
     mu: &[f64],
+    rm: f64,
     inj: &[f64],
     opts: &SolveOptions,
 ) -> f64 {
@@ -571,12 +623,12 @@ fn line_search(
     if p.n_shockley == 0 && p.n_switching == 0 {
         return 1.0;
     }
-    let g0 = p.dir_deriv(v, d, 0.0, mu, inj);
+    let g0 = p.dir_deriv(v, d, 0.0, mu, rm, inj);
     if g0 >= 0.0 {
         // Not a descent direction (rounding at the solution): take the Newton step.
         return cap;
     }
-    let ghi = p.dir_deriv(v, d, cap, mu, inj);
+    let ghi = p.dir_deriv(v, d, cap, mu, rm, inj);
     if ghi <= 0.0 {
         return cap;
     }
@@ -593,7 +645,7 @@ fn line_search(
         } else {
             0.5 * (lo + hi)
         };
-        let gt = p.dir_deriv(v, d, t, mu, inj);
+        let gt = p.dir_deriv(v, d, t, mu, rm, inj);
         if gt <= 0.0 && gt >= 0.1 * g0 {
             return t;
         }
@@ -741,7 +793,6 @@ pub fn solve_batch(
         }
         p.set_clamps(v, &inputs[s * ni..(s + 1) * ni]);
     }
-    let threads = opts.par.n_threads();
     let run = |sol: &mut BatchSolution| -> Result<()> {
         if nd == 0 && c.n_free > 0 {
             solve_linear_batch(&p, sol, inj_values, opts)
@@ -749,16 +800,7 @@ pub fn solve_batch(
             solve_nonlinear_batch(&p, sol, warm, inj_values, opts)
         }
     };
-    let out = if threads > 1 && threads != rayon::current_num_threads() {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| Error::InvalidInput(format!("thread pool: {e}")))?;
-        pool.install(|| run(&mut sol))
-    } else {
-        run(&mut sol)
-    };
-    out?;
+    crate::factor::with_threads(opts.par, || run(&mut sol))?;
     Ok(sol)
 }
 
@@ -777,7 +819,7 @@ fn finish_sample(
     let mut gd = vec![0.0; nd];
     let zeros = vec![0.0; nd];
     let mut tmp = vec![0.0; nd];
-    p.residual(v, &zeros, inj, &mut r, &mut tmp, &mut gd);
+    p.residual(v, &zeros, 1.0, inj, &mut r, &mut tmp, &mut gd);
     for k in 0..nd {
         id[k] = match p.kinds[k] {
             Kind::Ideal { .. } => mu.map_or(0.0, |m| m[k]),
@@ -841,6 +883,7 @@ fn solve_nonlinear_batch(
             || Workspace::new(p, inner_par),
             |ws, s| {
                 ws.has_factor = false;
+                ws.rho_mult = 1.0;
                 ws.key.iter_mut().for_each(|x| *x = false);
                 for k in 0..nd {
                     ws.mu[k] = match (p.kinds[k], warm) {
@@ -938,10 +981,10 @@ fn solve_linear_batch(
             for round in 0..4 {
                 for j in 0..m {
                     let v = &vblock[j * n..(j + 1) * n];
-                    let imax = p.residual(v, &[], &inj[(ci * chunk + j) * k..(ci * chunk + j + 1) * k], &mut r, &mut e1, &mut e2);
+                    let (imax, floor) = p.residual(v, &[], 1.0, &inj[(ci * chunk + j) * k..(ci * chunk + j + 1) * k], &mut r, &mut e1, &mut e2);
                     let res = c.node_of_free.iter().map(|&x| r[x as usize].abs()).fold(0.0, f64::max);
                     kcls[j] = res;
-                    done[j] = res <= opts.rtol * imax.max(f64::MIN_POSITIVE)
+                    done[j] = res <= opts.rtol * imax.max(f64::MIN_POSITIVE) + 64.0 * f64::EPSILON * floor
                         || (round > 0 && res >= 0.5 * prev[j]);
                     prev[j] = res;
                     for (f, &x) in c.node_of_free.iter().enumerate() {
@@ -966,10 +1009,10 @@ fn solve_linear_batch(
             for j in 0..m {
                 fcts[j] = u32::from(ci == 0 && j == 0);
                 let v = &vblock[j * n..(j + 1) * n];
-                let imax = p.residual(v, &[], &inj[(ci * chunk + j) * k..(ci * chunk + j + 1) * k], &mut r, &mut e1, &mut e2);
+                let (imax, floor) = p.residual(v, &[], 1.0, &inj[(ci * chunk + j) * k..(ci * chunk + j + 1) * k], &mut r, &mut e1, &mut e2);
                 let res = c.node_of_free.iter().map(|&x| r[x as usize].abs()).fold(0.0, f64::max);
                 kcls[j] = res;
-                if res > 1e-8 * imax.max(f64::MIN_POSITIVE) {
+                if res > 1e-8 * imax.max(f64::MIN_POSITIVE) + 1e4 * f64::EPSILON * floor {
                     return Err(Error::Convergence {
                         iterations: its[j] as usize,
                         residual: res,

@@ -168,3 +168,7 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     c.network = net;
     Ok(c)
 }
+
+#[cfg(test)]
+#[path = "tests/spice_net_tests.rs"]
+mod tests;

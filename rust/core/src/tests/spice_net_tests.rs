@@ -1,0 +1,216 @@
+use super::*;
+use crate::solve::{solve_batch, SolveOptions};
+
+fn vt(temperature: f64) -> f64 {
+    1.380_648_52e-23 * temperature / 1.602_176_620_8e-19
+}
+
+fn parse_err_line(text: &str) -> usize {
+    match read_spice(text) {
+        Err(Error::SpiceParse(e)) => e.line,
+        other => panic!("expected a SPICE parse error, got {other:?}"),
+    }
+}
+
+fn node(c: &SpiceCircuit, name: &str) -> usize {
+    c.node_names
+        .iter()
+        .position(|n| n == name)
+        .unwrap_or_else(|| panic!("no node {name}"))
+}
+
+fn op(c: &SpiceCircuit) -> Vec<f64> {
+    solve_batch(&c.network, &[], 1, None, None, &SolveOptions::default())
+        .unwrap()
+        .voltages
+}
+
+#[test]
+fn voltage_divider_netlist() {
+    let text = "divider\nV1 in 0 DC 10\nR1 in out 1k\nR2 out gnd 3k\n.op\n.end\n";
+    let c = read_spice(text).unwrap();
+    assert_eq!(c.title, "divider");
+    assert_eq!(c.node_names, vec!["0", "in", "out"]);
+    assert_eq!(c.resistor_names, vec!["r1", "r2"]);
+    assert_eq!(c.vsource_names, vec!["v1"]);
+    assert_eq!(c.vsource_sign, vec![1.0]);
+    let net = &c.network;
+    assert_eq!(net.n_nodes(), 3);
+    let (a, b, g) = net.resistors();
+    assert_eq!((a, b), (&[1u32, 2][..], &[2u32, 0][..]));
+    assert!((g[0] - 1e-3).abs() < 1e-18 && (g[1] - 1.0 / 3e3).abs() < 1e-18);
+    assert_eq!(net.voltage_sources().0, &[1]);
+    assert_eq!(net.voltage_sources().1, &[SourceValue::Fixed(10.0)]);
+    let v = op(&c);
+    assert!((v[node(&c, "out")] - 7.5).abs() < 1e-13);
+}
+
+#[test]
+fn source_with_plus_terminal_on_ground_is_negated() {
+    // V1 0 a 5: V(0) − V(a) = 5, so a sits at −5 V.
+    let c = read_spice("t\nV1 0 a 5\nR1 a 0 1k\n").unwrap();
+    assert_eq!(c.vsource_sign, vec![-1.0]);
+    assert_eq!(c.network.voltage_sources().1, &[SourceValue::Fixed(-5.0)]);
+    assert!((op(&c)[node(&c, "a")] + 5.0).abs() < 1e-14);
+}
+
+#[test]
+fn current_source_convention() {
+    // I1 0 out 1m: 1 mA drawn out of ground, pushed into out: +1 V on 1 kΩ.
+    let c = read_spice("t\nI1 0 out 1m\nR1 out 0 1k\n").unwrap();
+    assert_eq!(c.isource_names, vec!["i1"]);
+    let (a, b, v) = c.network.current_sources();
+    assert_eq!((a, b, v), (&[0u32][..], &[1u32][..], &[1e-3][..]));
+    assert!((op(&c)[1] - 1.0).abs() < 1e-13);
+    let c = read_spice("t\nI1 out 0 1m\nR1 out 0 1k\n").unwrap();
+    assert!((op(&c)[1] + 1.0).abs() < 1e-13);
+}
+
+#[test]
+fn diode_model_parameters() {
+    let text = "t\nV1 a 0 5\nR1 a k 1k\nD1 k 0 dm\n.model dm D(IS=2.52n N=1.752)\n";
+    let c = read_spice(text).unwrap();
+    assert_eq!(c.diode_names, vec!["d1"]);
+    let (da, db, dm) = c.network.diodes();
+    assert_eq!((da, db), (&[2u32][..], &[0u32][..]));
+    match dm[0] {
+        DiodeModel::Shockley {
+            i_s,
+            n,
+            temperature,
+            gmin,
+        } => {
+            assert!((i_s - 2.52e-9).abs() < 1e-22);
+            assert_eq!(n, 1.752);
+            assert!((temperature - 300.15).abs() < 1e-12, "T = {temperature}");
+            assert_eq!(gmin, 1e-12);
+        }
+        m => panic!("expected a Shockley diode, got {m:?}"),
+    }
+    // Operating point against bisection on (5 − u)/1k = I_s (e^{u/nV_T} − 1) + gmin u.
+    let v = op(&c);
+    let nvt = 1.752 * vt(300.15);
+    let f = |u: f64| (5.0 - u) / 1e3 - 2.52e-9 * ((u / nvt).exp() - 1.0) - 1e-12 * u;
+    let (mut lo, mut hi) = (0.0, 5.0);
+    for _ in 0..200 {
+        let m = 0.5 * (lo + hi);
+        if f(m) > 0.0 {
+            lo = m
+        } else {
+            hi = m
+        }
+    }
+    assert!((v[2] - lo).abs() < 1e-12, "{} vs {lo}", v[2]);
+}
+
+#[test]
+fn options_gmin_and_temperature() {
+    let text = "t\nV1 a 0 1\nD1 a 0 dm\n.model dm D\n.options gmin=1e-10 temp=50 tnom=50\n";
+    let c = read_spice(text).unwrap();
+    match c.network.diodes().2[0] {
+        DiodeModel::Shockley {
+            i_s,
+            n,
+            temperature,
+            gmin,
+        } => {
+            assert_eq!(i_s, 1e-14);
+            assert_eq!(n, 1.0);
+            assert!((temperature - 323.15).abs() < 1e-12);
+            assert_eq!(gmin, 1e-10);
+        }
+        m => panic!("{m:?}"),
+    }
+    // temp ≠ tnom is refused rather than silently unscaled.
+    assert!(matches!(
+        read_spice("t\nV1 a 0 1\nD1 a 0 dm\n.model dm D\n.temp 50\n"),
+        Err(Error::SpiceParse(_))
+    ));
+}
+
+#[test]
+fn series_resistance_and_area() {
+    // RS = 10 Ω, area 2: internal node, RS/area in series, I_s × area.
+    let text = "t\nV1 a 0 1\nD1 a 0 dm 2\n.model dm D(IS=1e-14 RS=10)\n";
+    let c = read_spice(text).unwrap();
+    assert_eq!(c.node_names, vec!["0", "a", "d1#internal"]);
+    assert_eq!(c.resistor_names, vec!["d1:rs"]);
+    let (ra, rb, rg) = c.network.resistors();
+    assert_eq!((ra[0], rb[0]), (1, 2));
+    assert!(
+        (rg[0] - 0.2).abs() < 1e-15,
+        "area / RS = 0.2 S, got {}",
+        rg[0]
+    );
+    let (da, db, dm) = c.network.diodes();
+    assert_eq!((da[0], db[0]), (2, 0));
+    match dm[0] {
+        DiodeModel::Shockley { i_s, .. } => assert!((i_s - 2e-14).abs() < 1e-28),
+        m => panic!("{m:?}"),
+    }
+    // Operating point: (1 − u)·0.2 = 2e-14 (e^{u/V_T} − 1) + 1e-12 u.
+    let v = op(&c);
+    let nvt = vt(300.15);
+    let f = |u: f64| (1.0 - u) * 0.2 - 2e-14 * ((u / nvt).exp() - 1.0) - 1e-12 * u;
+    let (mut lo, mut hi) = (0.0, 1.0);
+    for _ in 0..200 {
+        let m = 0.5 * (lo + hi);
+        if f(m) > 0.0 {
+            lo = m
+        } else {
+            hi = m
+        }
+    }
+    assert!((v[2] - lo).abs() < 1e-12, "{} vs {lo}", v[2]);
+}
+
+#[test]
+fn node_reached_only_through_junctions_is_well_posed() {
+    let c = read_spice("t\nV1 a 0 1\nD1 a mid dm\nD2 mid 0 dm\n.model dm D\n").unwrap();
+    let v = op(&c);
+    // Identical junctions in series: the midpoint splits the voltage in half.
+    assert!((v[node(&c, "mid")] - 0.5).abs() < 1e-12);
+}
+
+#[test]
+fn construction_errors_carry_line_numbers() {
+    // Floating voltage source (neither terminal on ground).
+    assert_eq!(parse_err_line("t\nR1 a 0 1k\nV1 a b 1\nR2 b 0 1k\n"), 3);
+    // Voltage source across ground.
+    assert_eq!(parse_err_line("t\nR1 a 0 1k\n* comment\nV1 0 0 1\n"), 4);
+    // Negative resistance.
+    assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a 0 -1k\n"), 3);
+    // Self-loops.
+    assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a a 1k\n"), 3);
+    assert_eq!(parse_err_line("t\nV1 a 0 1\nD1 a a dm\n.model dm D\n"), 3);
+    assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a 0 1k\nI1 a a 1m\n"), 4);
+    // Two sources on one node.
+    assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a 0 1k\nV2 a 0 2\n"), 4);
+    // Controlled sources.
+    assert_eq!(
+        parse_err_line("t\nV1 a 0 1\nR1 a 0 1k\nE1 b 0 a 0 2\nR2 b 0 1k\n"),
+        4
+    );
+    // Parse errors pass through with their line.
+    assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a 0 1k2\n"), 3);
+}
+
+#[test]
+fn elements_keep_order_and_names() {
+    let text = "names\nI1 0 n2 1m\nR1 n1 n2 1k\nVIN n1 0 2\nR2 n2 0 2k\nD1 n2 0 dx\n.model DX d(is=1e-15)\nC1 n1 0 1u\n";
+    let c = read_spice(text).unwrap();
+    assert_eq!(c.node_names, vec!["0", "n2", "n1"]);
+    assert_eq!(c.resistor_names, vec!["r1", "r2"]);
+    assert_eq!(c.vsource_names, vec!["vin"]);
+    assert_eq!(c.isource_names, vec!["i1"]);
+    assert_eq!(c.diode_names, vec!["d1"]);
+    assert_eq!(c.network.n_resistors(), 2);
+    assert_eq!(c.network.n_diodes(), 1);
+    // The capacitor is open at DC: the operating point satisfies KCL at n2 by hand.
+    let v = op(&c);
+    let (v1, v2) = (v[2], v[1]);
+    assert_eq!(v1, 2.0);
+    let id = 1e-15 * ((v2 / vt(300.15)).exp() - 1.0) + 1e-12 * v2;
+    let kcl = 1e-3 + (v1 - v2) / 1e3 - v2 / 2e3 - id;
+    assert!(kcl.abs() < 1e-15, "KCL at n2: {kcl:e}");
+}
