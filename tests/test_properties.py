@@ -337,7 +337,7 @@ def energy(spec: Spec, v: np.ndarray) -> tuple[float, float]:
 # --------------------------------------------------------------------------
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=300, **SETTINGS)
 @given(networks())
 def test_kcl_at_every_free_node(spec):
     net, sol = solve(spec)
@@ -378,7 +378,7 @@ def test_kcl_at_every_free_node(spec):
                                       abs=1e-12 * scale + floor)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=300, **SETTINGS)
 @given(networks())
 def test_tellegen_power_balance(spec):
     """Sum of v_branch * i_branch over every branch, sources included, is 0."""
@@ -432,7 +432,7 @@ def _perturbations(spec, v, rng, count):
     return out
 
 
-@settings(max_examples=120, **SETTINGS)
+@settings(max_examples=240, **SETTINGS)
 @given(networks(), st.integers(0, 2**32 - 1))
 def test_energy_is_minimal(spec, seed):
     net, sol = solve(spec)
@@ -457,7 +457,7 @@ def test_energy_is_minimal(spec, seed):
             assert e1 >= e0 - tol, (e1 - e0, tol, step)
 
 
-@settings(max_examples=150, **SETTINGS)
+@settings(max_examples=300, **SETTINGS)
 @given(networks(kinds=("resistor", "ideal", "ideal", "relu", "shockley")))
 def test_ideal_diode_complementarity(spec):
     net, sol = solve(spec)
@@ -535,7 +535,7 @@ def test_complementarity_hand_example():
 # --------------------------------------------------------------------------
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(networks(kinds=("resistor",), linear=True, max_nodes=12), st.data())
 def test_reciprocity(spec, data):
     free = spec.free
@@ -562,7 +562,7 @@ def test_reciprocity(spec, data):
     assert r_qp == pytest.approx(r_pq, rel=1e-10, abs=1e-10 * max(r_pp, r_qq))
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(networks(kinds=("resistor",), linear=True, max_nodes=12), st.data())
 def test_superposition(spec, data):
     def values(k):
@@ -608,7 +608,7 @@ def _close(a, b, rel):
     return np.max(np.abs(a - b), initial=0.0) <= rel * scale
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(networks(min_inputs=1, max_batch=6))
 def test_batch_rows_equal_single_solves(spec):
     if not spec.inputs:
@@ -627,7 +627,7 @@ def test_batch_rows_equal_single_solves(spec):
         assert _close(one.source_currents, IV[k], 1e-12)
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(networks(max_batch=6, max_nodes=12))
 def test_threads_one_equals_default(spec):
     net, sol = solve(spec)
@@ -636,7 +636,7 @@ def test_threads_one_equals_default(spec):
         assert _close(getattr(sol1, name), getattr(sol, name), 1e-12), name
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(networks(), st.data())
 def test_setting_conductances_equals_fresh_network(spec, data):
     net, _ = solve(spec)  # the first solve caches the symbolic analysis

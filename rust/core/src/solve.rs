@@ -249,6 +249,7 @@ impl<'a> Prepared<'a> {
     /// KCL residual at every node (currents leaving minus currents injected; only
     /// free entries are meaningful), diode currents and conductances. Returns the
     /// largest branch-current magnitude and the rounding floor of the residual.
+    #[allow(clippy::too_many_arguments)]
     fn residual(
         &self,
         v: &[f64],
