@@ -354,7 +354,7 @@ def assert_close_scaled(est, ref, p, ok, *, rtol, floor, what=""):
 
 
 # --------------------------------------------------------------------------
-# 1. exact vs finite differences of the solver
+# exact vs finite differences of the solver
 # --------------------------------------------------------------------------
 
 
@@ -389,7 +389,7 @@ def gradient_cases(draw, loss):
 
 
 @pytest.mark.parametrize("loss", ["mse", "cross-entropy", "callable"])
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=200, **SETTINGS)
 @given(data=st.data())
 def test_exact_gradient_matches_finite_differences(loss, data):
     spec, outputs, targets, trainable, wrt = data.draw(gradient_cases(loss))
@@ -416,7 +416,7 @@ def test_exact_gradient_matches_finite_differences(loss, data):
     assert_close_scaled(est, fd, p, ok & mask, rtol=1e-6, floor=floor, what=f"{loss}/{wrt}")
 
 
-@settings(max_examples=60, **SETTINGS)
+@settings(max_examples=100, **SETTINGS)
 @given(networks(max_batch=1))
 def test_exact_gradient_dict_targets(spec):
     """The one-sample form ``targets={node: t}`` (squared error)."""
@@ -455,7 +455,7 @@ def test_exact_gradient_checks_some_coordinates():
 
 
 # --------------------------------------------------------------------------
-# 2. exact vs ngspice finite differences (Shockley diodes)
+# exact vs ngspice finite differences (Shockley diodes)
 # --------------------------------------------------------------------------
 
 
@@ -467,11 +467,12 @@ def _with_resistance(netlist: str, name: str, ohms: float) -> str:
 
 
 @needs_ngspice
-@pytest.mark.parametrize("seed", [3, 11, 12, 20])
+@pytest.mark.parametrize("seed", [9, 12, 17, 20])  # seeds with >= 2 conducting diodes
 def test_exact_gradient_matches_ngspice_finite_differences(seed):
     gen = random_netlist(seed, 8, diode_fraction=0.3)
-    assert gen.diodes
     base = run_ngspice(gen.netlist)
+    _, i_diodes = gen.branch_currents(base.voltages)  # ngspice's diode law, in the reference
+    assert np.sum(i_diodes > 1e-6) >= 2  # the Shockley nonlinearity is in play
     net = of.read_spice(gen.netlist)
     # loss on three free nodes; targets 0.3 V off their operating point
     fixed = {node for _, node, _ in gen.vsources}
@@ -504,7 +505,7 @@ def test_exact_gradient_matches_ngspice_finite_differences(seed):
 
 
 # --------------------------------------------------------------------------
-# 4. linear networks: the closed form from the dense Laplacian
+# linear networks: the closed form from the dense Laplacian
 # --------------------------------------------------------------------------
 
 
@@ -559,7 +560,7 @@ def output_cotangent(n_nodes, outputs, dCdy):
     return g
 
 
-@settings(max_examples=100, **SETTINGS)
+@settings(max_examples=150, **SETTINGS)
 @given(networks(linear=True, max_nodes=10, max_batch=4), st.data())
 def test_exact_gradient_linear_closed_form(spec, data):
     nodes = list(range(1, spec.n_nodes))
@@ -613,7 +614,7 @@ def test_exact_gradient_linear_closed_form_by_hand():
 
 
 # --------------------------------------------------------------------------
-# 3. EP converges at rate β, centered EP at rate β²
+# EP converges at rate β, centered EP at rate β²
 # --------------------------------------------------------------------------
 
 
@@ -684,7 +685,7 @@ def test_ep_converges_at_its_order(method):
 
 
 # --------------------------------------------------------------------------
-# 5. coupled learning converges to the Schur-weighted gradient at rate η
+# coupled learning converges to the Schur-weighted gradient at rate η
 # --------------------------------------------------------------------------
 
 
@@ -702,7 +703,7 @@ def schur_onto(spec: Spec, nodes: list) -> np.ndarray:
 
 
 @pytest.mark.parametrize("n_out", [1, 2])
-@settings(max_examples=30, **SETTINGS)
+@settings(max_examples=40, **SETTINGS)
 @given(data=st.data())
 def test_coupled_learning_converges_to_schur_weighted_gradient(n_out, data):
     spec = data.draw(networks(linear=True, max_nodes=9, max_batch=3, min_free=n_out + 1,
@@ -773,9 +774,9 @@ def test_exact_gradient_node_clamped_by_conducting_ideal_diode():
     7.8 mA into 6.7 mS); n1 is an unrelated node with 50 mS to ground. The
     loss on n2 cannot change with any conductance: the gradient is 0.
 
-    Found by test_exact_gradient_matches_finite_differences: the solve raises
-    ConvergenceError (KCL residual ~1e-14 A stalls just above rtol x largest
-    branch current = 7.8e-15 A); without n1's 50 mS resistor it converges."""
+    Found by test_exact_gradient_matches_finite_differences: the solve raised
+    ConvergenceError (KCL residual ~1e-14 A stalled just above rtol x largest
+    branch current = 7.8e-15 A; without n1's 50 mS resistor it converged)."""
     net = of.Network()
     n1, n2 = net.add_node("n1"), net.add_node("n2")
     net.add_resistor(n1, 0, 0.05)
@@ -804,3 +805,55 @@ def test_exact_gradient_both_ends_pinned_by_ideal_diodes():
     np.testing.assert_allclose(net.solve().voltages, [0.0, 1.0, 0.75, 0.5], atol=1e-12)
     for out in ("b", "c"):
         np.testing.assert_allclose(net.gradient({out: 0.0}), 0.0, atol=1e-12)
+
+
+def test_exact_gradient_two_conducting_ideal_diodes_by_hand():
+    """c = 2.4 V, d = x = -0.65 V (input); a—c 1e-4 S, c—f 1.3e-2 S, b—d 5e-4 S;
+    ideal diodes a→d (v_on 0.2) and f→b (v_on 0.33), both conducting (c pulls
+    a and f up). Then v_a = x + 0.2 and, KCL on the supernode {f, b},
+    v_b = (g_cf (V - 0.33) + g_bd x) / (g_cf + g_bd). Loss ½ (v_b - t)².
+
+    (tests/reference/qp.py's solve_ideal_diode_qp gives the same operating
+    point: v_a = -0.45, v_b = 1.969259 V, diode currents 2.85e-4, 1.31e-3 A.)
+
+    Found by test_exact_gradient_matches_finite_differences (a larger network,
+    shrunk): the solve raises ConvergenceError (KCL residual stalls at 8.4e-13 A
+    against a tolerance 1e-12 x 1.31e-3 A; with rtol 1e-9 or 1e-8 the
+    augmented-Lagrangian multipliers stall instead)."""
+    g_ac, g_cf, g_bd, V, x, t = 1e-4, 1.3e-2, 5e-4, 2.4, -0.65, 0.5
+    net = of.Network()
+    a, b, c, d, f = (net.add_node(n) for n in "abcdf")
+    net.add_resistor(a, c, g_ac)
+    net.add_resistor(c, f, g_cf)
+    net.add_resistor(b, d, g_bd)
+    net.add_diode(a, d, of.IdealDiode(v_on=0.2))
+    net.add_diode(f, b, of.IdealDiode(v_on=0.33))
+    net.add_voltage_source(c, V)
+    net.add_input(d)
+    s = g_cf + g_bd
+    vb = (g_cf * (V - 0.33) + g_bd * x) / s
+    k = (V - 0.33 - x) / s**2
+    ref = (vb - t) * np.array([0.0, g_bd * k, -g_cf * k])
+    est = net.gradient({"b": t}, inputs=[x])
+    np.testing.assert_allclose(est, ref, rtol=1e-9, atol=1e-12 * np.max(np.abs(ref)))
+
+
+def test_exact_gradient_two_nodes_joined_by_conducting_ideal_diode():
+    """n1 —g1— ground, n3 —g3— ground, a current source pushing I into n3 and
+    an ideal diode n3→n1 (v_on 1 V) that conducts: v3 = v1 + 1 and KCL on
+    {n1, n3} gives v1 = (I - g3) / (g1 + g3). Loss ½ (v1 - t)²:
+    dv1/dg1 = -v1 / (g1 + g3), dv1/dg3 = -(1 + v1) / (g1 + g3).
+
+    Found by test_exact_gradient_matches_finite_differences (shrunk): the solve
+    raises ConvergenceError (KCL residual stalls at 1.8e-13 A against a
+    tolerance 1e-12 x 7.8e-3 A); g1 = 1e-3, g3 = 2e-4, I = 8 mA converge."""
+    g1, g3, current, t = 6.8e-4, 2.3e-4, 0.0078125, 1.0
+    net = of.Network()
+    n1, n3 = net.add_node("n1"), net.add_node("n3")
+    net.add_resistor(n1, 0, g1)
+    net.add_resistor(n3, 0, g3)
+    net.add_diode(n3, n1, of.IdealDiode(v_on=1.0))
+    net.add_current_source(0, n3, current)
+    v1 = (current - g3) / (g1 + g3)
+    ref = (v1 - t) * np.array([-v1, -(1 + v1)]) / (g1 + g3)
+    np.testing.assert_allclose(net.gradient({"n1": t}), ref, rtol=1e-9)

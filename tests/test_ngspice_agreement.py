@@ -11,16 +11,16 @@ Contract: every node voltage within 1e-6 relative (with an absolute floor of
 1e-9 V for nodes below 1 mV, where "relative" means nothing), every
 voltage-source current within 1e-6 relative.
 
-Measured (seeds 0-11 below): node voltages agree to <= 1.0e-10 V absolute and
-<= 1.7e-9 relative (worst node above 1 mV; typically 1e-11), source currents
-to <= 6.5e-12 relative.  ngspice is converged to ~1e-9 only, so that is its
-accuracy rather than ohmflow's.  Part of the difference is physics: below
--3 n V_T ngspice replaces the Shockley law by a cubic tail that differs by up
-to I_s (<= 1e-12 A here) while ohmflow keeps the Shockley law; through
-resistances up to 100 kOhm that could move a node by up to ~1e-7 V, which the
-1e-9 V floor would not cover, yet the measured effect stays below 1e-10 V on
-these seeds because a reverse-biased junction's current is I_s-small whatever
-the formula.
+Measured (seeds 0-11 below): node voltages agree to <= 1.0e-10 V absolute
+and <= 1.7e-9 relative (worst node above 1 mV; typically 1e-11), source
+currents to <= 6.5e-12 relative; to_spice() networks (below) to <= 2.2e-11 V.
+ngspice is converged to ~1e-9 only (reltol), so that is its accuracy rather
+than ohmflow's.  Part of the difference is physics: below -3 n V_T ngspice
+replaces the Shockley law by a cubic tail that differs from it by up to I_s
+(<= 1e-12 A here), while ohmflow keeps the Shockley law.  Such a current
+difference moves a node by I_s times its driving-point resistance: up to
+~1e-7 V in principle (100 kOhm resistors), which the 1 nV floor would not
+cover, but below 1e-10 V on these seeds.
 """
 
 from __future__ import annotations

@@ -21,8 +21,8 @@ def float_array(x: object, what: str, *, ndim: int = 1, length: int | None = Non
         raise InvalidNetworkError(f"{what}: expected {length} values, got {a.shape[0]}")
     bad = ~np.isfinite(a)
     if bad.any():
-        i = np.argwhere(bad)[0]
-        raise InvalidNetworkError(f"{what}{list(i)} is {a[tuple(i)]} (must be finite)")
+        i = tuple(int(x) for x in np.argwhere(bad)[0])
+        raise InvalidNetworkError(f"{what}{list(i)} is {a[i]} (must be finite)")
     return a
 
 

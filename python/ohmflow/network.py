@@ -71,8 +71,10 @@ class Network:
             for nm in names:
                 if nm in _GROUND_ALIASES:
                     raise InvalidNetworkError(f"node name {nm!r} is reserved for ground")
-        self._nodes.extend(count, None if names is None else list(names))
+        table = self._nodes.copy()
+        table.extend(count, None if names is None else list(names))
         first = self._core.add_nodes(count)
+        self._nodes = table
         return np.arange(first, first + count, dtype=np.int64)
 
     def node(self, key: Node) -> int:
@@ -83,6 +85,10 @@ class Network:
 
     def _node_array(self, keys: Any, what: str) -> np.ndarray:
         if isinstance(keys, np.ndarray) and keys.dtype.kind in "iu":
+            if keys.dtype.kind == "u" and keys.size and int(keys.max()) >= self.n_nodes:
+                bad = int(keys[keys >= self.n_nodes][0])
+                raise InvalidNetworkError(f"{what}: unknown node {bad} (the network has "
+                                          f"{self.n_nodes} nodes)")
             a = np.ascontiguousarray(keys, dtype=np.int64).reshape(-1)
             if a.size and (a.min() < 0 or a.max() >= self.n_nodes):
                 bad = a[(a < 0) | (a >= self.n_nodes)][0]
@@ -333,8 +339,12 @@ class Network:
         threads : int, optional
             Threads to use (1: serial). Default: all cores.
         rtol, vtol : float
-            KCL residual relative to the largest branch current; ideal-diode constraint
-            tolerance relative to the network's voltage scale.
+            Convergence: at every free node the KCL residual is at most ``rtol`` times
+            the largest current at that node, plus the rounding floor of its currents
+            (64 eps x conductance x the largest voltage; for a conducting ideal diode
+            the conductance is its penalty, 1e3 x the conductance around it). Ideal
+            diodes hold ``v_a - v_b <= v_on`` to ``vtol`` times the voltage scale
+            (the largest of 1 V, the source values and the thresholds).
         max_iter : int
             Newton iterations allowed per sample.
         warm_start : Solution, optional

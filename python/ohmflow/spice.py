@@ -27,23 +27,31 @@ __all__ = ["read_spice", "to_spice"]
 ACCURATE_OPTIONS = ".options reltol=1e-9 abstol=1e-18 vntol=1e-12"
 
 
+def _file_error(message: str, path: object) -> SpiceParseError:
+    """A file-level SpiceParseError (line 0: no line of the file is at fault)."""
+    err = SpiceParseError(message)
+    err.line = 0
+    err.text = str(path)
+    return err
+
+
 def _read_text(source: str | os.PathLike) -> str:
     if isinstance(source, os.PathLike) or ("\n" not in source and Path(source).is_file()):
         path = Path(source)
         try:
             data = path.read_bytes()
         except OSError as e:
-            raise SpiceParseError(f"{path}: cannot read ({e})") from None
+            raise _file_error(f"{path}: cannot read ({e})", path) from None
         if b"\x00" in data:
-            raise SpiceParseError(f"{path}: not a SPICE netlist (binary data)")
+            raise _file_error(f"{path}: not a SPICE netlist (binary data)", path)
         try:
             return data.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise SpiceParseError(f"{path}: not a text file ({e})") from None
+            raise _file_error(f"{path}: not a text file ({e})", path) from None
     if isinstance(source, str) and "\n" not in source and not source.strip().startswith("*"):
         # A one-line string that is no file: most likely a mistyped path.
         if source.endswith((".cir", ".sp", ".spice", ".net", ".txt")):
-            raise SpiceParseError(f"{source}: no such file")
+            raise _file_error(f"{source}: no such file", source)
     return source
 
 
@@ -100,9 +108,11 @@ def to_spice(net: Network, *, inputs: Any = None, title: str = "ohmflow network"
     about 1e-9.
     """
     fmt = _core.format_spice_value
-    nodes = ["0" if i == 0 else _spice_name("n", n) if n[0].isdigit() is False else n
-             for i, n in enumerate(net.node_names)]
-    nodes = [n if " " not in n else _spice_name("n", n) for n in nodes]
+    nodes = net.node_names
+    nodes[0] = "0"
+    for n in nodes[1:]:
+        if not n or any(c.isspace() for c in n) or n.lower() in ("0", "gnd"):
+            raise InvalidNetworkError(f"node name {n!r} cannot be written to SPICE")
     lines = [f"* {title}"]
     a, b = net.resistor_nodes
     r = 1.0 / net.conductances

@@ -122,7 +122,9 @@ pub fn adjoint_batch(
                     let r = &rhs[s * n..(s + 1) * n];
                     let mut nu = vec![0.0; active.len()];
                     let fidx = |node: u32| c.free_of_node[node as usize];
-                    for _ in 0..100 {
+                    let (mut scale0, mut prev_viol, mut last_viol) =
+                        (0.0f64, f64::INFINITY, 0.0f64);
+                    for it in 0..100 {
                         for (f, &node) in c.node_of_free.iter().enumerate() {
                             x[f] = r[node as usize];
                         }
@@ -136,7 +138,12 @@ pub fn adjoint_batch(
                             }
                         }
                         factor.solve_in_place(x);
+                        // Scale: the response before any constraint force acts (the
+                        // constrained λ may vanish where the diodes pin every node).
                         let scale = x.iter().fold(0.0f64, |m, y| m.max(y.abs()));
+                        if it == 0 {
+                            scale0 = scale;
+                        }
                         let mut viol = 0.0f64;
                         for (j, &k) in active.iter().enumerate() {
                             let (fa, fb) = (fidx(net.dio_a[k]), fidx(net.dio_b[k]));
@@ -145,7 +152,11 @@ pub fn adjoint_batch(
                             viol = viol.max((la - lb).abs());
                             nu[j] += rho[k] * (la - lb);
                         }
-                        if viol <= 1e-15 * scale.max(f64::MIN_POSITIVE) || active.is_empty() {
+                        let done = viol <= 1e-15 * scale0.max(scale)
+                            || (viol >= 0.5 * prev_viol && viol <= 1e-11 * scale0.max(scale));
+                        prev_viol = viol;
+                        last_viol = viol;
+                        if done || active.is_empty() || scale0 == 0.0 {
                             for (f, &node) in c.node_of_free.iter().enumerate() {
                                 lam[node as usize] = x[f];
                             }
@@ -154,7 +165,7 @@ pub fn adjoint_batch(
                     }
                     Err(Error::Convergence {
                         iterations: 100,
-                        residual: 0.0,
+                        residual: last_viol,
                         detail: format!(
                             "sample {s}: adjoint constraints of conducting ideal diodes"
                         ),

@@ -75,7 +75,7 @@ pub fn check(net: &Network, v: &[f64], tol: f64) -> Result<()> {
                 pred[to] = j;
                 len[to] = len[u] + 1;
                 if len[to] >= m {
-                    return Err(cycle_error(net, &edges, &pred, to));
+                    return Err(cycle_error(net, &edges, m, tol));
                 }
                 if !inq[to] {
                     inq[to] = true;
@@ -87,24 +87,34 @@ pub fn check(net: &Network, v: &[f64], tol: f64) -> Result<()> {
     Ok(())
 }
 
-fn cycle_error(
-    net: &Network,
-    edges: &[(u32, u32, f64, u32)],
-    pred: &[usize],
-    start: usize,
-) -> Error {
-    // Follow the predecessor edges until a node repeats: that loop is the cycle.
-    let mut seen = vec![usize::MAX; pred.len()];
-    let mut x = start;
-    let mut step = 0;
-    while seen[x] == usize::MAX && pred[x] != usize::MAX {
-        seen[x] = step;
-        step += 1;
-        x = edges[pred[x]].0 as usize;
+/// Extracts a negative cycle with classic Bellman–Ford (only on the error path): a
+/// node still relaxed in round m lies on, or downstream of, a negative cycle, and
+/// walking m predecessor steps back from it lands on the cycle.
+fn cycle_error(net: &Network, edges: &[(u32, u32, f64, u32)], m: usize, tol: f64) -> Error {
+    let mut dist = vec![0.0f64; m];
+    let mut pred = vec![usize::MAX; m];
+    let mut last = usize::MAX;
+    for _ in 0..m {
+        last = usize::MAX;
+        for (j, &(from, to, w, _)) in edges.iter().enumerate() {
+            let (f, t) = (from as usize, to as usize);
+            if dist[f] + w < dist[t] - tol {
+                dist[t] = dist[f] + w;
+                pred[t] = j;
+                last = t;
+            }
+        }
+        if last == usize::MAX {
+            break;
+        }
     }
     let mut diodes = Vec::new();
     let mut total = 0.0;
-    if seen[x] != usize::MAX {
+    if last != usize::MAX {
+        let mut x = last;
+        for _ in 0..m {
+            x = edges[pred[x]].0 as usize;
+        }
         let first = x;
         loop {
             let e = edges[pred[x]];

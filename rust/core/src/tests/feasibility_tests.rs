@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop, clippy::type_complexity)]
 use super::*;
 use crate::network::{SourceValue, DEFAULT_GMIN, DEFAULT_TEMPERATURE};
 use proptest::prelude::*;
@@ -380,7 +381,7 @@ fn check_case(c: &Case) -> std::result::Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 400, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(0x0f10_u64), ..ProptestConfig::default() })]
 
     #[test]
     fn agrees_with_floyd_warshall(c in case()) {
@@ -390,7 +391,7 @@ proptest! {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 4000, failure_persistence: None, rng_seed: proptest::test_runner::RngSeed::Fixed(0x0f10_u64), ..ProptestConfig::default() })]
 
     /// Continuous thresholds in [−0.5, 1) V and clamps in [−2, 2) V.
     #[test]

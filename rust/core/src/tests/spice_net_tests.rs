@@ -1,3 +1,4 @@
+#![allow(clippy::needless_range_loop, clippy::type_complexity)]
 use super::*;
 use crate::solve::{solve_batch, SolveOptions};
 
