@@ -117,7 +117,8 @@ def _branch_drops(net: Network, x: np.ndarray) -> np.ndarray:
 def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any = None,
              inputs: Any = None, loss: Any = "mse", beta: float | None = None,
              eta: float | None = None, trainable: Any = None, wrt: str = "conductance",
-             threads: int | None = None, return_loss: bool = False) -> Any:
+             threads: int | None = None, return_loss: bool = False,
+             return_sources: bool = False) -> Any:
     """Estimate dC/dg for every resistor (aligned with ``net.resistor_names``).
 
     Parameters
@@ -143,6 +144,16 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
         dC/dR = −g² dC/dg.
     return_loss : bool
         Also return the loss at the free equilibrium.
+    return_sources : bool
+        ``method="exact"`` only: also return a dict with ``"voltage_sources"``
+        (dC/dV for each voltage source, inputs included, aligned with
+        ``net.voltage_source_names``) and ``"current_sources"`` (dC/dI, aligned
+        with ``net.current_source_names``), from the same adjoint solve.
+
+    Returns
+    -------
+    numpy.ndarray, or a tuple with the loss and / or the source gradients
+        ``(dC/dg[, loss][, sources])``.
     """
     if method not in METHODS:
         raise InvalidNetworkError(f"method must be one of {METHODS}, got {method!r}")
@@ -170,14 +181,19 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
                         injections=(inj_nodes, np.concatenate([cur, -cur], axis=1)))
         return np.atleast_2d(sol.voltages)
 
+    sources = None
     if method == "exact":
         rhs = np.zeros_like(v0)
         np.add.at(rhs, (slice(None), plus), dc)
         np.add.at(rhs, (slice(None), minus), -dc)
+        direct = rhs.copy()  # ∂C/∂v at every node, clamped ones included
         rhs[:, GROUND] = 0.0
-        lam = net._core.adjoint(v0, np.ascontiguousarray(np.atleast_2d(free.diode_currents)),
+        adj = net._core.adjoint(v0, np.ascontiguousarray(np.atleast_2d(free.diode_currents)),
                                 rhs, threads=threads)
+        lam = adj["lambda"]
         est = -np.mean(_branch_drops(net, lam) * drop0, axis=0)
+        if return_sources:
+            sources = _source_gradients(net, v0, direct, adj)
     elif method in ("ep", "centered-ep"):
         b = float(beta) if beta is not None else 1e-3 * gscale
         if not b > 0:
@@ -207,9 +223,44 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
         est = np.where(mask, est, 0.0)
     if wrt == "resistance":
         est = -(net.conductances**2) * est
+    if return_sources and method != "exact":
+        raise InvalidNetworkError("return_sources needs method='exact'")
+    out: tuple = (est,)
     if return_loss:
-        return est, float(np.mean(c))
-    return est
+        out += (float(np.mean(c)),)
+    if return_sources:
+        out += (sources,)
+    return out[0] if len(out) == 1 else out
+
+
+def _source_gradients(net: Network, v: np.ndarray, direct: np.ndarray,
+                      adj: dict) -> dict:
+    """dC/dV of voltage sources and dC/dI of current sources from the adjoint.
+
+    Differentiating the KKT conditions H v + D_Aᵀ μ = b(V, I), D_A v = c(V) gives
+    dC/dp = ∂C/∂p − λᵀ ∂r/∂p − νᵀ ∂h/∂p. A clamp value V_c enters r through every
+    branch at node c (∂r_f/∂V_c = −g_fc, so −λᵀ∂r/∂V_c = Σ g λ_f over c's branches)
+    and h through the conducting ideal diodes at c (coefficient +1 at the anode,
+    −1 at the cathode). A current source drawing I out of a into b enters r as
+    +I at a and −I at b: dC/dI = −(λ_a − λ_b).
+    """
+    lam, nu, gd = adj["lambda"], adj["nu"], adj["g_diff"]
+    batch, n = v.shape
+    # Σ over branches at each node of g × λ at the other end (λ = 0 at clamped nodes).
+    acc = np.zeros((batch, n))
+    ra, rb = net.resistor_nodes
+    g = net.conductances
+    np.add.at(acc, (slice(None), ra), g * lam[:, rb])
+    np.add.at(acc, (slice(None), rb), g * lam[:, ra])
+    if net.n_diodes:
+        da, db = net.diode_nodes
+        np.add.at(acc, (slice(None), da), gd * lam[:, db] - nu)
+        np.add.at(acc, (slice(None), db), gd * lam[:, da] + nu)
+    nodes = net.voltage_source_nodes
+    dv = np.mean(direct[:, nodes] + acc[:, nodes], axis=0) * np.asarray(net._vsign)
+    ia, ib, _ = net._core.current_sources()
+    di = -np.mean(lam[:, ia] - lam[:, ib], axis=0)
+    return {"voltage_sources": dv, "current_sources": di}
 
 
 _CLAMPED_CACHE_ATTR = "_clamped_copies"

@@ -413,6 +413,59 @@ class Network:
             raw["source_currents"] = raw["source_currents"] * np.asarray(self._vsign)
         return Solution(self, raw, single)
 
+    def linearize(self, solution: Solution | None = None, *, inputs: Any = None,
+                  sample: int = 0) -> Network:
+        """The incremental (small-signal) circuit at an operating point.
+
+        This is the circuit that hardware solves to compute exact gradients
+        ("hardware linearization"): resistors keep their conductances; a ReLU or
+        Shockley diode becomes a resistor of its differential conductance (named
+        ``<diode>:lin``; an off ReLU diode is open and left out); a conducting ideal
+        diode becomes a short, written as two antiparallel ideal diodes with
+        ``v_on = 0`` (``<diode>:short+``, ``<diode>:short-``); an off one is open;
+        every voltage source and input becomes a 0 V source on the same node and
+        current sources carry 0 A. Injecting currents ∂C/∂v at the outputs of the
+        linearized circuit gives node voltages λ, the adjoint of
+        :func:`ohmflow.learn.gradient` (dC/dg = −Δλ Δv).
+
+        Parameters
+        ----------
+        solution : Solution, optional
+            The operating point; solved here (with ``inputs``) if omitted.
+        sample : int
+            Which sample of a batched solution to linearize at.
+        """
+        if solution is None:
+            solution = self.solve(inputs) if inputs is not None else self.solve()
+        v = np.atleast_2d(solution.voltages)[sample]
+        mu = np.atleast_2d(solution.diode_currents)[sample] if self.n_diodes else np.zeros(0)
+        lin = Network()
+        names = self.node_names
+        lin.add_nodes(self.n_nodes - 1, names[1:])
+        ra, rb = self.resistor_nodes
+        lin.add_resistors(ra, rb, self.conductances, names=self.resistor_names)
+        da, db = self.diode_nodes
+        for k, (m, name) in enumerate(zip(self.diode_models, self.diode_names)):
+            a, b = int(da[k]), int(db[k])
+            dv = v[a] - v[b]
+            if isinstance(m, IdealDiode):
+                if mu[k] > 0:
+                    lin.add_diode(a, b, IdealDiode(0.0), name=f"{name}:short+")
+                    lin.add_diode(b, a, IdealDiode(0.0), name=f"{name}:short-")
+            elif isinstance(m, ReluDiode):
+                if dv > m.v_on:
+                    lin.add_resistor(a, b, m.g_on, name=f"{name}:lin")
+            else:
+                nvt = m.n * m.thermal_voltage
+                g = m.i_s / nvt * np.exp(dv / nvt) + m.gmin
+                lin.add_resistor(a, b, float(g), name=f"{name}:lin")
+        for node, name in zip(self.voltage_source_nodes, self.voltage_source_names):
+            lin.add_voltage_source(int(node), 0.0, name=name)
+        ia, ib, iv = self._core.current_sources()
+        if iv.size:
+            lin.add_current_sources(ia, ib, np.zeros_like(iv), names=self.current_source_names)
+        return lin
+
     def gradient(self, targets: Any, method: str = "exact", **kwargs: Any) -> np.ndarray:
         """dC/dg of a loss on output voltages; see :func:`ohmflow.learn.gradient`."""
         from .learn import gradient

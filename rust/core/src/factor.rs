@@ -137,6 +137,12 @@ impl<'a> Factor<'a> {
         llt.solve_in_place_with_conj(Conj::No, mat, par, MemStack::new(&mut mem));
     }
 
+    /// The values of L (for caching), leaving the factor empty.
+    pub fn take_values(&mut self) -> Vec<f64> {
+        self.valid = false;
+        std::mem::take(&mut self.l_values)
+    }
+
     /// Length of L's values (for memory accounting).
     pub fn len(&self) -> usize {
         self.l_values.len()
@@ -145,5 +151,46 @@ impl<'a> Factor<'a> {
     /// Whether the factor holds no values.
     pub fn is_empty(&self) -> bool {
         self.l_values.is_empty()
+    }
+}
+
+/// A read-only factor shared between threads and calls (e.g. cached in the network).
+pub struct SharedFactor<'a> {
+    compiled: &'a Compiled,
+    symbolic: &'a SymbolicCholesky<u32>,
+    values: std::sync::Arc<Vec<f64>>,
+}
+
+impl<'a> SharedFactor<'a> {
+    /// Wraps factor values computed for `compiled`'s symbolic analysis.
+    pub fn new(compiled: &'a Compiled, values: std::sync::Arc<Vec<f64>>) -> Self {
+        let symbolic = compiled
+            .symbolic
+            .as_ref()
+            .expect("a factor needs at least one free node");
+        assert_eq!(
+            values.len(),
+            symbolic.len_val(),
+            "factor values of another analysis"
+        );
+        SharedFactor {
+            compiled,
+            symbolic,
+            values,
+        }
+    }
+
+    /// The shared values.
+    pub fn values(&self) -> std::sync::Arc<Vec<f64>> {
+        self.values.clone()
+    }
+
+    /// Solves K X = RHS for a column-major block of right-hand sides.
+    pub fn solve_block(&self, rhs: &mut [f64], ncols: usize, par: Par) {
+        let llt = LltRef::<'_, u32, f64>::new(self.symbolic, &self.values);
+        let n = self.compiled.n_free;
+        let mut mem = MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(ncols, par));
+        let mat = MatMut::from_column_major_slice_mut(rhs, n, ncols);
+        llt.solve_in_place_with_conj(Conj::No, mat, par, MemStack::new(&mut mem));
     }
 }

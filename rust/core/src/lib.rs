@@ -17,7 +17,7 @@ pub mod solve;
 pub mod spice;
 pub mod spice_net;
 
-pub use adjoint::adjoint_batch;
+pub use adjoint::{adjoint_batch, AdjointSolution};
 pub use error::{Error, Result};
 pub use factor::Parallelism;
 pub use network::{DiodeModel, Network, SourceValue, GROUND};

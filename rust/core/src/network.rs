@@ -5,7 +5,7 @@
 
 use crate::compile::Compiled;
 use crate::error::{Error, Result};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Index of the ground node.
 pub const GROUND: usize = 0;
@@ -130,6 +130,12 @@ pub struct Network {
     /// Source index clamping each node (u32::MAX if none).
     pub(crate) clamp_of_node: Vec<u32>,
     pub(crate) compiled: OnceLock<Arc<Compiled>>,
+    /// Incremented whenever the matrix values (conductances, diode models) or the
+    /// topology change: a cached factor is valid only for the version it was made at.
+    pub(crate) values_version: u64,
+    /// The Cholesky factor of the last linear solve, reused by the adjoint (exact
+    /// gradients) and by later solves with the same conductances.
+    pub(crate) factor_cache: Mutex<Option<(u64, Arc<Vec<f64>>)>>,
 }
 
 impl Default for Network {
@@ -161,6 +167,8 @@ impl Clone for Network {
             n_inputs: self.n_inputs,
             clamp_of_node: self.clamp_of_node.clone(),
             compiled,
+            values_version: self.values_version,
+            factor_cache: Mutex::new(None),
         }
     }
 }
@@ -207,10 +215,21 @@ impl Network {
             n_inputs: 0,
             clamp_of_node: vec![NONE],
             compiled: OnceLock::new(),
+            values_version: 0,
+            factor_cache: Mutex::new(None),
         }
     }
 
+    fn touch_values(&mut self) {
+        self.values_version += 1;
+        *self
+            .factor_cache
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
     fn touch_topology(&mut self) {
+        self.touch_values();
         self.compiled = OnceLock::new();
     }
 
@@ -321,6 +340,7 @@ impl Network {
         }
         check_conductances(g)?;
         self.res_g.copy_from_slice(g);
+        self.touch_values();
         Ok(())
     }
 
@@ -367,6 +387,7 @@ impl Network {
             self.touch_topology();
         }
         self.dio_model[k] = model;
+        self.touch_values();
         Ok(())
     }
 
@@ -480,6 +501,31 @@ impl Network {
         let c = Arc::new(Compiled::new(self)?);
         let _ = self.compiled.set(c.clone());
         Ok(c)
+    }
+
+    /// The cached factor values, if they were computed for the present values.
+    pub(crate) fn cached_factor(&self) -> Option<Arc<Vec<f64>>> {
+        let guard = self.factor_cache.lock().unwrap_or_else(|e| e.into_inner());
+        match &*guard {
+            Some((v, f)) if *v == self.values_version => Some(f.clone()),
+            _ => None,
+        }
+    }
+
+    /// Stores factor values computed for the present values.
+    pub(crate) fn store_factor(&self, values: Arc<Vec<f64>>) {
+        let mut guard = self.factor_cache.lock().unwrap_or_else(|e| e.into_inner());
+        *guard = Some((self.values_version, values));
+    }
+
+    /// Drops the cached numeric factor (frees its memory).
+    pub fn clear_factor_cache(&self) {
+        *self.factor_cache.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Whether a numeric factor for the present conductances is cached.
+    pub fn has_cached_factor(&self) -> bool {
+        self.cached_factor().is_some()
     }
 
     /// Whether a compiled structure is cached (for tests and diagnostics).

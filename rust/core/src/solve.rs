@@ -1136,8 +1136,25 @@ fn solve_linear_batch(
     let nv = p.net.vs_node.len();
     let batch = sol.batch;
     // The one factorization of the batch uses every allowed thread.
-    let mut factor = Factor::new(c, opts.par);
-    factor.factorize(&p.base)?;
+    // One factorization for the batch (every allowed thread), kept in the network's
+    // cache: an adjoint solve or a later solve with the same conductances reuses it.
+    let values = match p.net.cached_factor() {
+        Some(v) => {
+            sol.factorizations.iter_mut().for_each(|x| *x = 0);
+            v
+        }
+        None => {
+            let mut f = Factor::new(c, opts.par);
+            f.factorize(&p.base)?;
+            let v = std::sync::Arc::new(f.take_values());
+            p.net.store_factor(v.clone());
+            if let Some(x) = sol.factorizations.first_mut() {
+                *x = 1;
+            }
+            v
+        }
+    };
+    let factor = crate::factor::SharedFactor::new(c, values);
     let nf = c.n_free;
     let threads = opts.par.n_threads().max(1);
     let chunk = batch.div_ceil(threads * 2).clamp(1, 64);
@@ -1151,10 +1168,9 @@ fn solve_linear_batch(
         .voltages
         .par_chunks_mut(n * chunk)
         .zip(sol.iterations.par_chunks_mut(chunk))
-        .zip(sol.factorizations.par_chunks_mut(chunk))
         .zip(sol.kcl_residual.par_chunks_mut(chunk))
         .enumerate()
-        .map(|(ci, (((vblock, its), fcts), kcls))| {
+        .map(|(ci, ((vblock, its), kcls))| {
             let m = its.len();
             let mut r = vec![0.0; n];
             let mut tol = vec![0.0; n];
@@ -1191,7 +1207,6 @@ fn solve_linear_batch(
                 }
             }
             for j in 0..m {
-                fcts[j] = u32::from(ci == 0 && j == 0);
                 let v = &vblock[j * n..(j + 1) * n];
                 let sample_inj = &inj[(ci * chunk + j) * k..(ci * chunk + j + 1) * k];
                 // Accept the rounding floor; reject only a residual far above the

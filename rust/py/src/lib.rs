@@ -200,6 +200,13 @@ impl PyNetwork {
     fn is_compiled(&self) -> bool {
         self.inner.is_compiled()
     }
+    #[getter]
+    fn has_cached_factor(&self) -> bool {
+        self.inner.has_cached_factor()
+    }
+    fn clear_factor_cache(&self) {
+        self.inner.clear_factor_cache()
+    }
 
     fn add_nodes(&mut self, py: Python<'_>, count: usize) -> PyResult<usize> {
         self.inner.add_nodes(count).map_err(|e| to_py(py, e))
@@ -458,8 +465,9 @@ impl PyNetwork {
         Ok(d)
     }
 
-    /// λ solving H λ = rhs at each sample's operating point (the adjoint / hardware
-    /// linearization). `voltages`, `diode_currents`: a solution; `rhs`: batch × n_nodes.
+    /// The adjoint (hardware linearization) at each sample's operating point: a dict
+    /// with `lambda` (batch × n_nodes), `nu` and `g_diff` (batch × n_diodes).
+    /// `voltages`, `diode_currents`: a solution; `rhs`: batch × n_nodes.
     #[pyo3(signature = (voltages, diode_currents, rhs, *, threads=None))]
     fn adjoint<'py>(
         &self,
@@ -468,7 +476,7 @@ impl PyNetwork {
         diode_currents: PyReadonlyArray2<'py, f64>,
         rhs: PyReadonlyArray2<'py, f64>,
         threads: Option<usize>,
-    ) -> PyResult<Bound<'py, PyArray2<f64>>> {
+    ) -> PyResult<Bound<'py, PyDict>> {
         let batch = voltages.shape()[0];
         let sol = core::BatchSolution {
             batch,
@@ -487,10 +495,15 @@ impl PyNetwork {
             ..Default::default()
         };
         let net = &self.inner;
-        let lam = py
+        let adj = py
             .detach(|| core::adjoint_batch(net, &sol, r, &opts))
             .map_err(|e| to_py(py, e))?;
-        lam.into_pyarray(py).reshape([batch, net.n_nodes()])
+        let (n, nd) = (net.n_nodes(), net.n_diodes());
+        let d = PyDict::new(py);
+        d.set_item("lambda", adj.lambda.into_pyarray(py).reshape([batch, n])?)?;
+        d.set_item("nu", adj.nu.into_pyarray(py).reshape([batch, nd])?)?;
+        d.set_item("g_diff", adj.g_diff.into_pyarray(py).reshape([batch, nd])?)?;
+        Ok(d)
     }
 
     /// Resistor currents (a → b) for voltages of shape (batch, n_nodes).
