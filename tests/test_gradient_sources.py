@@ -115,3 +115,37 @@ def test_linear_gradient_reuses_the_cached_factor():
     assert not net._core.has_cached_factor
     # Uniform scaling of every conductance leaves the voltages unchanged.
     np.testing.assert_allclose(net.solve().voltages, sol.voltages, rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_diode_parameter_gradients_match_finite_differences(seed):
+    net, outs = _network(seed)
+    # A junction that carries a real share of the current, so that finite
+    # differences in its parameters rise above the solver's rounding.
+    net.set_diode_model(2, of.ShockleyDiode(1e-8, 1.3))
+    x = np.array([[1.2], [-0.7]])
+    t = np.array([[0.1, 0.0], [0.05, -0.02]])
+    _, src = net.gradient(t, "exact", outputs=outs, inputs=x, return_sources=True)
+    dg = src["diodes"]
+    checked = 0
+    for k, m in enumerate(net.diode_models):
+        fields = {"IdealDiode": ["v_on"], "ReluDiode": ["v_on", "g_on"],
+                  "ShockleyDiode": ["i_s", "n"]}[type(m).__name__]
+        for f in fields:
+            p0 = getattr(m, f)
+            # Richardson extrapolation of two central differences removes the O(h²)
+            # truncation; what remains (O(h⁴) and rounding ~eps/h) is far below 1e-4.
+            h = 1e-3 * abs(p0) if p0 else 1e-6
+
+            def central(step, f=f, p0=p0, k=k, m=m):
+                vals = []
+                for p in (p0 + step, p0 - step):
+                    net.set_diode_model(k, type(m)(**{**m.__dict__, f: p}))
+                    vals.append(_loss(net, outs, x, t))
+                net.set_diode_model(k, m)
+                return (vals[0] - vals[1]) / (2 * step)
+
+            fd = (4 * central(h / 2) - central(h)) / 3
+            assert dg[f][k] == pytest.approx(fd, rel=1e-4, abs=1e-10), (type(m).__name__, f)
+            checked += 1
+    assert checked == 5

@@ -147,8 +147,10 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
     return_sources : bool
         ``method="exact"`` only: also return a dict with ``"voltage_sources"``
         (dC/dV for each voltage source, inputs included, aligned with
-        ``net.voltage_source_names``) and ``"current_sources"`` (dC/dI, aligned
-        with ``net.current_source_names``), from the same adjoint solve.
+        ``net.voltage_source_names``), ``"current_sources"`` (dC/dI, aligned
+        with ``net.current_source_names``) and ``"diodes"`` (a dict of arrays
+        aligned with ``net.diode_names``: dC/dv_on, dC/dg_on, dC/di_s, dC/dn, NaN
+        where a diode has no such parameter), from the same adjoint solve.
 
     Returns
     -------
@@ -260,7 +262,41 @@ def _source_gradients(net: Network, v: np.ndarray, direct: np.ndarray,
     dv = np.mean(direct[:, nodes] + acc[:, nodes], axis=0) * np.asarray(net._vsign)
     ia, ib, _ = net._core.current_sources()
     di = -np.mean(lam[:, ia] - lam[:, ib], axis=0)
-    return {"voltage_sources": dv, "current_sources": di}
+    return {"voltage_sources": dv, "current_sources": di,
+            "diodes": _diode_gradients(net, v, adj)}
+
+
+def _diode_gradients(net: Network, v: np.ndarray, adj: dict) -> dict:
+    """dC/d(diode parameters): ``v_on`` (ideal, ReLU), ``g_on`` (ReLU), ``i_s`` and
+    ``n`` (Shockley); NaN where a diode has no such parameter.
+
+    A diode current i(Δv; p) enters the KCL residual as (e_a − e_b) i, so
+    dC/dp = −(λ_a − λ_b) ∂i/∂p; an ideal diode's threshold enters only its
+    constraint h = Δv − v_on, so dC/dv_on = ν (its multiplier).
+    """
+    from .diodes import IdealDiode, ReluDiode
+
+    nd = net.n_diodes
+    out = {k: np.full(nd, np.nan) for k in ("v_on", "g_on", "i_s", "n")}
+    if nd == 0:
+        return out
+    lam, nu = adj["lambda"], adj["nu"]
+    da, db = net.diode_nodes
+    dv = v[:, da] - v[:, db]
+    dl = lam[:, da] - lam[:, db]
+    for k, m in enumerate(net.diode_models):
+        if isinstance(m, IdealDiode):
+            out["v_on"][k] = np.mean(nu[:, k])
+        elif isinstance(m, ReluDiode):
+            on = dv[:, k] > m.v_on
+            out["g_on"][k] = -np.mean(dl[:, k] * np.where(on, dv[:, k] - m.v_on, 0.0))
+            out["v_on"][k] = -np.mean(dl[:, k] * np.where(on, -m.g_on, 0.0))
+        else:
+            nvt = m.n * m.thermal_voltage
+            x = dv[:, k] / nvt
+            out["i_s"][k] = -np.mean(dl[:, k] * np.expm1(x))
+            out["n"][k] = -np.mean(dl[:, k] * (-m.i_s * np.exp(x) * x / m.n))
+    return out
 
 
 _CLAMPED_CACHE_ATTR = "_clamped_copies"
