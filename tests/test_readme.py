@@ -21,6 +21,8 @@ def test_readme_tour_runs(capsys):
     assert out[1] == "(2, 10001)"
     v_out = float(out[2])
     assert 0.5 < v_out < 1.2
+    # Centered EP agrees with the exact gradient (the tour's claim).
+    assert out[3] == "True"
 
 
 def test_readme_first_lines_are_the_two_commands():
