@@ -71,6 +71,8 @@ class CoreNetwork:
         vtol: float = 1e-13,
         max_iter: int = 500,
         threads: int | None = None,
+        method: str = "auto",
+        sweeps: int | None = None,
     ) -> dict[str, Any]: ...
     def adjoint(
         self, voltages: _F, diode_currents: _F, rhs: _F, *, threads: int | None = None

@@ -324,7 +324,8 @@ class Network:
     def solve(self, inputs: Any = None, *, method: str = "auto", threads: int | None = None,
               rtol: float = 1e-12, vtol: float = 1e-13, max_iter: int = 500,
               warm_start: Solution | None = None,
-              injections: tuple[Any, Any] | None = None) -> Solution:
+              injections: tuple[Any, Any] | None = None,
+              sweeps: int | None = None) -> Solution:
         """Computes the DC operating point.
 
         Parameters
@@ -334,8 +335,14 @@ class Network:
             array is one sample. Omit when the network has no inputs.
         method : {"auto", "direct", "layered"}
             ``"direct"``: sparse Cholesky with active-set / Newton iterations.
-            ``"layered"``: block coordinate descent for layered networks (not
-            available yet). ``"auto"`` chooses.
+            ``"layered"``: exact block coordinate descent over the two classes of a
+            layered network (free nodes two-colourable, ideal diodes with a fixed
+            end), all samples at once. ``"auto"`` takes the layered solver for
+            dense layered networks and batches of 16 or more, the direct one
+            otherwise.
+        sweeps : int, optional
+            Layered solver only: a fixed number of sweeps (as training with a few
+            sweeps per phase does); by default it sweeps until the voltages settle.
         threads : int, optional
             Threads to use (1: serial). Default: all cores.
         rtol, vtol : float
@@ -364,9 +371,6 @@ class Network:
         """
         if method not in _METHODS:
             raise InvalidNetworkError(f"method must be one of {_METHODS}, got {method!r}")
-        if method == "layered":
-            raise NotImplementedError("the layered fast path is not implemented yet; "
-                                      "use method='direct'")
         if threads is not None and int(threads) < 1:
             raise InvalidNetworkError("threads must be >= 1")
         for what, tol in (("rtol", rtol), ("vtol", vtol)):
@@ -408,7 +412,8 @@ class Network:
                                warm_diode_currents=wi, injection_nodes=inj_nodes,
                                injections=inj_vals, rtol=float(rtol), vtol=float(vtol),
                                max_iter=int(max_iter),
-                               threads=None if threads is None else int(threads))
+                               threads=None if threads is None else int(threads),
+                               method=method, sweeps=None if sweeps is None else int(sweeps))
         if any(s < 0 for s in self._vsign):
             raw["source_currents"] = raw["source_currents"] * np.asarray(self._vsign)
         return Solution(self, raw, single)

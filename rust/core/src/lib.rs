@@ -12,6 +12,7 @@ pub mod compile;
 pub mod error;
 pub mod factor;
 pub mod feasibility;
+pub mod layered;
 pub mod network;
 pub mod solve;
 pub mod spice;
@@ -21,4 +22,6 @@ pub use adjoint::{adjoint_batch, AdjointSolution};
 pub use error::{Error, Result};
 pub use factor::Parallelism;
 pub use network::{DiodeModel, Network, SourceValue, GROUND};
-pub use solve::{resistor_currents, solve_batch, BatchSolution, Injections, SolveOptions, Warm};
+pub use solve::{
+    resistor_currents, solve_batch, BatchSolution, Injections, Method, SolveOptions, Warm,
+};

@@ -62,6 +62,24 @@ pub struct SolveOptions {
     pub step_limit: f64,
     /// Parallelism (samples in parallel; a single sample parallelises its factorization).
     pub par: Parallelism,
+    /// Which solver runs.
+    pub method: Method,
+    /// Layered solver: a fixed number of sweeps (as in training, where a few sweeps
+    /// per phase suffice), or `None` to sweep until the voltages settle to `vtol`.
+    pub sweeps: Option<usize>,
+}
+
+/// The solver to use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Method {
+    /// The layered solver where it applies and pays (dense layers, large batches),
+    /// the direct solver otherwise.
+    #[default]
+    Auto,
+    /// Sparse Cholesky with Newton / augmented-Lagrangian iterations.
+    Direct,
+    /// Exact block coordinate descent over the two classes of a layered network.
+    Layered,
 }
 
 impl Default for SolveOptions {
@@ -73,6 +91,8 @@ impl Default for SolveOptions {
             rho: 1e3,
             step_limit: 10.0,
             par: Parallelism::default(),
+            method: Method::Auto,
+            sweeps: None,
         }
     }
 }
@@ -971,8 +991,30 @@ pub fn solve_batch(
         }
         p.set_clamps(v, &inputs[s * ni..(s + 1) * ni]);
     }
+    let layered = match opts.method {
+        Method::Direct => false,
+        Method::Layered => {
+            if let Some(why) = crate::layered::layered_obstacle(net, c) {
+                return Err(Error::InvalidInput(format!(
+                    "method='layered' does not apply: {why}"
+                )));
+            }
+            true
+        }
+        Method::Auto => {
+            // Coordinate descent pays where factorizations are dense (all-to-all
+            // layers) and a batch amortises the sweeps.
+            let edges = c.nnz() - c.n_free;
+            batch >= 16
+                && c.n_free > 0
+                && edges >= 16 * c.n_free
+                && crate::layered::layered_obstacle(net, c).is_none()
+        }
+    };
     let run = |sol: &mut BatchSolution| -> Result<()> {
-        if nd == 0 && c.n_free > 0 {
+        if layered && c.n_free > 0 {
+            solve_layered_batch(&p, sol, inj_values, opts)
+        } else if nd == 0 && c.n_free > 0 {
             solve_linear_batch(&p, sol, inj_values, opts)
         } else {
             solve_nonlinear_batch(&p, sol, warm, inj_values, opts)
@@ -1241,6 +1283,110 @@ fn solve_linear_batch(
                 &mut sol.source_currents[s * nv..(s + 1) * nv],
             );
         }
+    }
+    Ok(())
+}
+
+fn solve_layered_batch(
+    p: &Prepared,
+    sol: &mut BatchSolution,
+    inj: &[f64],
+    opts: &SolveOptions,
+) -> Result<()> {
+    let (net, c) = (p.net, p.c);
+    let (n, nd, nv, batch) = (
+        net.n_nodes,
+        net.dio_model.len(),
+        net.vs_node.len(),
+        sol.batch,
+    );
+    let parts = crate::layered::bipartition(net, c).map_err(Error::InvalidInput)?;
+    // Node-major copy: a node's update reads whole rows of its neighbours.
+    let mut vt = vec![0.0; n * batch];
+    for s in 0..batch {
+        for x in 0..n {
+            vt[x * batch + s] = sol.voltages[s * n + x];
+        }
+    }
+    let vscale = (0..batch)
+        .map(|s| voltage_scale(p, &sol.voltages[s * n..(s + 1) * n]))
+        .fold(1.0f64, f64::max);
+    let (tol, max_sweeps) = match opts.sweeps {
+        Some(k) => (0.0, k.max(1)),
+        None => (opts.vtol * vscale, 1_000_000),
+    };
+    let done = crate::layered::sweep(
+        net,
+        c,
+        &parts,
+        &mut vt,
+        batch,
+        p.inj_nodes,
+        inj,
+        tol,
+        max_sweeps,
+    );
+    let sweeps = match (done, opts.sweeps) {
+        (Ok(k), _) => k,
+        (Err(Error::Convergence { iterations, .. }), Some(_)) => iterations,
+        (Err(e), _) => return Err(e),
+    };
+    for s in 0..batch {
+        for x in 0..n {
+            sol.voltages[s * n + x] = vt[x * batch + s];
+        }
+    }
+    let k = p.inj_nodes.len();
+    let results: Vec<(Vec<f64>, Vec<f64>, f64)> = (0..batch)
+        .into_par_iter()
+        .map(|s| {
+            let v = &sol.voltages[s * n..(s + 1) * n];
+            let sinj = &inj[s * k..(s + 1) * k];
+            // Ideal-diode currents from KCL at their free end (their other end is
+            // fixed): the imbalance of the node is what the binding diode carries.
+            let mut r = vec![0.0; n];
+            let mut tolv = vec![0.0; n];
+            let (mut e1, mut e2) = (vec![0.0; nd], vec![0.0; nd]);
+            let zeros = vec![0.0; nd];
+            p.residual(
+                v, &zeros, None, sinj, 0.0, &mut r, &mut tolv, &mut e1, &mut e2,
+            );
+            let mut mu = vec![0.0; nd];
+            let mut taken = vec![false; n];
+            for (kk, m) in mu.iter_mut().enumerate() {
+                if let Kind::Ideal { v_on } = p.kinds[kk] {
+                    let (a, b) = (net.dio_a[kk] as usize, net.dio_b[kk] as usize);
+                    let h = v[a] - v[b] - v_on;
+                    if h.abs() > 1e-12 * vscale {
+                        continue;
+                    }
+                    let (x, sign) = if c.free_of_node[a] != NONE {
+                        (a, -1.0)
+                    } else {
+                        (b, 1.0)
+                    };
+                    if c.free_of_node[x] == NONE || taken[x] {
+                        continue;
+                    }
+                    let i = sign * r[x];
+                    if i > 0.0 {
+                        *m = i;
+                        taken[x] = true;
+                    }
+                }
+            }
+            let mut id = vec![0.0; nd];
+            let mut src = vec![0.0; nv];
+            let kcl = finish_sample(p, v, sinj, &mut id, &mut src, Some(&mu));
+            (id, src, kcl)
+        })
+        .collect();
+    for (s, (id, src, kcl)) in results.into_iter().enumerate() {
+        sol.diode_currents[s * nd..(s + 1) * nd].copy_from_slice(&id);
+        sol.source_currents[s * nv..(s + 1) * nv].copy_from_slice(&src);
+        sol.kcl_residual[s] = kcl;
+        sol.iterations[s] = sweeps as u32;
+        sol.factorizations[s] = 0;
     }
     Ok(())
 }

@@ -384,7 +384,8 @@ impl PyNetwork {
     /// Solves `batch` samples; returns a dict of arrays (see `ohmflow.Solution`).
     #[pyo3(signature = (inputs, batch, *, warm_voltages=None, warm_diode_currents=None,
                         injection_nodes=None, injections=None,
-                        rtol=1e-12, vtol=1e-13, max_iter=500, threads=None))]
+                        rtol=1e-12, vtol=1e-13, max_iter=500, threads=None,
+                        method="auto", sweeps=None))]
     #[allow(clippy::too_many_arguments)]
     fn solve<'py>(
         &self,
@@ -399,8 +400,21 @@ impl PyNetwork {
         vtol: f64,
         max_iter: usize,
         threads: Option<usize>,
+        method: &str,
+        sweeps: Option<usize>,
     ) -> PyResult<Bound<'py, PyDict>> {
         let x = inputs.as_slice()?;
+        let method = match method {
+            "auto" => core::Method::Auto,
+            "direct" => core::Method::Direct,
+            "layered" => core::Method::Layered,
+            other => {
+                return Err(PyErr::from_type(
+                    invalid_type(py)?.clone(),
+                    format!("method must be 'auto', 'direct' or 'layered', got {other:?}"),
+                ))
+            }
+        };
         let wv = warm_voltages.as_ref().map(|a| a.as_slice()).transpose()?;
         let wi = warm_diode_currents
             .as_ref()
@@ -439,6 +453,8 @@ impl PyNetwork {
             vtol,
             max_iter,
             par: par(threads),
+            method,
+            sweeps,
             ..Default::default()
         };
         let net = &self.inner;
