@@ -449,3 +449,62 @@ pub fn sweep(
         }
     }
 }
+
+/// KCL residuals (currents leaving minus currents injected) of every node for every
+/// sample, node-major (n_nodes × batch), counting resistors, smooth diodes, current
+/// sources and injections — not ideal diodes, whose currents follow from these.
+/// Each branch updates two rows at once, so a batch costs one pass over the branches.
+pub fn node_residuals(
+    net: &Network,
+    vt: &[f64],
+    batch: usize,
+    inj_nodes: &[u32],
+    inj: &[f64],
+) -> Vec<f64> {
+    let n = net.n_nodes;
+    let mut r = vec![0.0; n * batch];
+    let mut cur = vec![0.0; batch];
+    for k in 0..net.res_g.len() {
+        let (a, b, g) = (net.res_a[k] as usize, net.res_b[k] as usize, net.res_g[k]);
+        {
+            let (va, vb) = (
+                &vt[a * batch..(a + 1) * batch],
+                &vt[b * batch..(b + 1) * batch],
+            );
+            for ((c, &x), &y) in cur.iter_mut().zip(va).zip(vb) {
+                *c = g * (x - y);
+            }
+        }
+        for (ra, &c) in r[a * batch..(a + 1) * batch].iter_mut().zip(&cur) {
+            *ra += c;
+        }
+        for (rb, &c) in r[b * batch..(b + 1) * batch].iter_mut().zip(&cur) {
+            *rb -= c;
+        }
+    }
+    for (k, m) in net.dio_model.iter().enumerate() {
+        if matches!(m, DiodeModel::Ideal { .. }) {
+            continue;
+        }
+        let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
+        for s in 0..batch {
+            let (i, _) = smooth_diode(m, true, vt[a * batch + s], vt[b * batch + s]);
+            r[a * batch + s] += i;
+            r[b * batch + s] -= i;
+        }
+    }
+    for k in 0..net.is_value.len() {
+        let (a, b, i) = (net.is_a[k] as usize, net.is_b[k] as usize, net.is_value[k]);
+        for s in 0..batch {
+            r[a * batch + s] += i;
+            r[b * batch + s] -= i;
+        }
+    }
+    let kk = inj_nodes.len();
+    for (j, &node) in inj_nodes.iter().enumerate() {
+        for s in 0..batch {
+            r[node as usize * batch + s] -= inj[s * kk + j];
+        }
+    }
+    r
+}

@@ -1336,55 +1336,50 @@ fn solve_layered_batch(
             sol.voltages[s * n + x] = vt[x * batch + s];
         }
     }
-    let k = p.inj_nodes.len();
-    let results: Vec<(Vec<f64>, Vec<f64>, f64)> = (0..batch)
-        .into_par_iter()
-        .map(|s| {
-            let v = &sol.voltages[s * n..(s + 1) * n];
-            let sinj = &inj[s * k..(s + 1) * k];
-            // Ideal-diode currents from KCL at their free end (their other end is
-            // fixed): the imbalance of the node is what the binding diode carries.
-            let mut r = vec![0.0; n];
-            let mut tolv = vec![0.0; n];
-            let (mut e1, mut e2) = (vec![0.0; nd], vec![0.0; nd]);
-            let zeros = vec![0.0; nd];
-            p.residual(
-                v, &zeros, None, sinj, 0.0, &mut r, &mut tolv, &mut e1, &mut e2,
-            );
-            let mut mu = vec![0.0; nd];
-            let mut taken = vec![false; n];
-            for (kk, m) in mu.iter_mut().enumerate() {
-                if let Kind::Ideal { v_on } = p.kinds[kk] {
-                    let (a, b) = (net.dio_a[kk] as usize, net.dio_b[kk] as usize);
-                    let h = v[a] - v[b] - v_on;
-                    if h.abs() > 1e-12 * vscale {
-                        continue;
-                    }
-                    let (x, sign) = if c.free_of_node[a] != NONE {
-                        (a, -1.0)
-                    } else {
-                        (b, 1.0)
-                    };
-                    if c.free_of_node[x] == NONE || taken[x] {
-                        continue;
-                    }
-                    let i = sign * r[x];
-                    if i > 0.0 {
-                        *m = i;
-                        taken[x] = true;
-                    }
+    // Currents from one node-major pass over the branches; an ideal diode (with a
+    // fixed end) carries the imbalance of its free end when it sits at its bound.
+    let mut r = crate::layered::node_residuals(net, &vt, batch, p.inj_nodes, inj);
+    let mut taken = vec![false; n * batch];
+    for kk in 0..nd {
+        if let Kind::Ideal { v_on } = p.kinds[kk] {
+            let (a, b) = (net.dio_a[kk] as usize, net.dio_b[kk] as usize);
+            let (x, sign) = if c.free_of_node[a] != NONE {
+                (a, -1.0)
+            } else {
+                (b, 1.0)
+            };
+            if c.free_of_node[x] == NONE {
+                continue;
+            }
+            for s in 0..batch {
+                let h = vt[a * batch + s] - vt[b * batch + s] - v_on;
+                let i = sign * r[x * batch + s];
+                if h.abs() <= 1e-12 * vscale && i > 0.0 && !taken[x * batch + s] {
+                    taken[x * batch + s] = true;
+                    sol.diode_currents[s * nd + kk] = i;
+                    r[a * batch + s] += i;
+                    r[b * batch + s] -= i;
                 }
             }
-            let mut id = vec![0.0; nd];
-            let mut src = vec![0.0; nv];
-            let kcl = finish_sample(p, v, sinj, &mut id, &mut src, Some(&mu));
-            (id, src, kcl)
-        })
-        .collect();
-    for (s, (id, src, kcl)) in results.into_iter().enumerate() {
-        sol.diode_currents[s * nd..(s + 1) * nd].copy_from_slice(&id);
-        sol.source_currents[s * nv..(s + 1) * nv].copy_from_slice(&src);
-        sol.kcl_residual[s] = kcl;
+        }
+    }
+    for s in 0..batch {
+        for kk in 0..nd {
+            if !matches!(p.kinds[kk], Kind::Ideal { .. }) {
+                let (a, b) = (net.dio_a[kk] as usize, net.dio_b[kk] as usize);
+                let dv = sol.voltages[s * n + a] - sol.voltages[s * n + b];
+                sol.diode_currents[s * nd + kk] = p.diode_law(kk, dv, 0.0, None).0;
+            }
+        }
+        for (j, &node) in net.vs_node.iter().enumerate() {
+            // SPICE's convention: the current into the + terminal, −(what it delivers).
+            sol.source_currents[s * nv + j] = -r[node as usize * batch + s];
+        }
+        sol.kcl_residual[s] = c
+            .node_of_free
+            .iter()
+            .map(|&x| r[x as usize * batch + s].abs())
+            .fold(0.0, f64::max);
         sol.iterations[s] = sweeps as u32;
         sol.factorizations[s] = 0;
     }
