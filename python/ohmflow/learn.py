@@ -118,7 +118,8 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
              inputs: Any = None, loss: Any = "mse", beta: float | None = None,
              eta: float | None = None, trainable: Any = None, wrt: str = "conductance",
              threads: int | None = None, return_loss: bool = False,
-             return_sources: bool = False) -> Any:
+             return_sources: bool = False, solver: str = "auto",
+             sweeps: int | None = None) -> Any:
     """Estimate dC/dg for every resistor (aligned with ``net.resistor_names``).
 
     Parameters
@@ -144,6 +145,9 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
         dC/dR = −g² dC/dg.
     return_loss : bool
         Also return the loss at the free equilibrium.
+    solver, sweeps : str, int
+        Passed to :meth:`Network.solve` as ``method`` and ``sweeps`` for every phase
+        (e.g. ``solver="layered", sweeps=4`` as in Scellier's training).
     return_sources : bool
         ``method="exact"`` only: also return a dict with ``"voltage_sources"``
         (dC/dV for each voltage source, inputs included, aligned with
@@ -165,7 +169,7 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
     plus, minus = _ports(net, outs)
     lossfn = _loss(loss)
     x = None if inputs is None else np.atleast_2d(np.asarray(inputs, dtype=float))
-    free = net.solve(x, threads=threads) if x is not None else net.solve(threads=threads)
+    free = net.solve(x, threads=threads, method=solver, sweeps=sweeps)
     v0 = np.atleast_2d(free.voltages)
     batch = v0.shape[0]
     if t.shape[0] != batch:
@@ -179,7 +183,7 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
 
     def nudged(b: float) -> np.ndarray:
         cur = -b * dc
-        sol = net.solve(x, threads=threads, warm_start=free,
+        sol = net.solve(x, threads=threads, warm_start=free, method=solver, sweeps=sweeps,
                         injections=(inj_nodes, np.concatenate([cur, -cur], axis=1)))
         return np.atleast_2d(sol.voltages)
 
@@ -216,7 +220,8 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
         clamped = _clamped_copy(net, tuple(plus.tolist()))
         xin = np.zeros((batch, 0)) if x is None else x
         xc = np.concatenate([xin, vout + e * (t - vout)], axis=1)
-        vc = np.atleast_2d(clamped.solve(xc, threads=threads).voltages)
+        vc = np.atleast_2d(clamped.solve(xc, threads=threads, method=solver,
+                                         sweeps=sweeps).voltages)
         est = np.mean(_branch_drops(net, vc) ** 2 - drop0**2, axis=0) / (2 * e)
     if trainable is not None:
         mask = np.zeros(net.n_resistors, dtype=bool)
@@ -321,10 +326,11 @@ def _clamped_copy(net: Network, outputs: tuple[int, ...]) -> Network:
 def step(net: Network, inputs: Any, targets: Any, *, rule: str = "ep", lr: float = 0.01,
          outputs: Any = None, loss: Any = "mse", beta: float | None = None,
          eta: float | None = None, g_min: float = 1e-9, g_max: float = np.inf,
-         trainable: Any = None, threads: int | None = None) -> float:
+         trainable: Any = None, threads: int | None = None, solver: str = "auto",
+         sweeps: int | None = None) -> float:
     """One learning step Δg = −lr · estimate, clipped to [g_min, g_max]; returns the loss."""
     est, c = gradient(net, targets, method=rule, outputs=outputs, inputs=inputs, loss=loss,
                       beta=beta, eta=eta, trainable=trainable, threads=threads,
-                      return_loss=True)
+                      return_loss=True, solver=solver, sweeps=sweeps)
     net.conductances = np.clip(net.conductances - lr * est, g_min, g_max)
     return c
