@@ -5,7 +5,7 @@ biases) and current sources (nudging), solved exactly as the minimiser of the
 circuit's co-content by a Rust core with sparse Cholesky factorizations.
 """
 
-from . import learn
+from . import gep, learn
 from ._core import (
     ConvergenceError,
     FloatingNodeError,
@@ -31,6 +31,7 @@ __all__ = [
     "ShockleyDiode",
     "Solution",
     "SpiceParseError",
+    "gep",
     "learn",
     "read_spice",
     "to_spice",

@@ -24,14 +24,20 @@ Write Φ(β, g) = F(β, v^β) for the energy at equilibrium.
 
    which a resistor can measure locally (its own voltage drop in two phases).
 
-2. *Order of the nudge.* If the nudge acts at order k at the free equilibrium
-   (its force on the state, the current it injects, is O(β^k)), then
-   Φ(β, g) − Φ(0, g) = β^k ℓ(g) + o(β^k), with ℓ = (1/k!) ∂^k Φ/∂β^k at β = 0
-   the objective the rule descends. Differentiating in g and using 1.,
+2. *Order of the nudge.* To first order, the difference in 1. is linear in
+   the displacement v^β − v⁰. That displacement is H⁻¹ times the current the
+   nudge injects at the free state (H is the network's conductance matrix at
+   v⁰). If that current is O(β^k), so is the difference, and
 
-       GEP_k = [(Δv^β)² − (Δv⁰)²] / (2 β^k)  →  dℓ/dg   as β → 0.
+       GEP_k = [(Δv^β)² − (Δv⁰)²] / (2 β^k)
 
-   This module returns GEP_k for the chosen nudge and ``order`` k.
+   has a limit as β → 0. This module returns GEP_k for the chosen nudge and
+   ``order`` k. The paper defines the order through the nudge's *energy* at
+   the free state, n(β, v⁰) = O(β^k). It defines the objective as
+   ℓ = (1/k!) ∂^k Φ/∂β^k at β = 0, so that Φ(β, g) − Φ(0, g) = β^k ℓ(g) + o(β^k).
+   For current nudges, n is linear in v, the two orders coincide, and the limit
+   is dℓ/dg (the nudge's parameters frozen). For the clamp, the orders differ
+   (see below).
 
 Nudges (``nudge=``)
 -------------------
@@ -75,80 +81,28 @@ exist; the others are reported as 0 (they are not updated by
 :func:`ohmflow.learn.step`-style rules). Combined with ``trainable=``, an
 estimate is returned for resistors that are both measured and trainable.
 
-Source: the nudged-energy formulation, F = E + n with n(β, θ, y⁰) = O(β^k) and
-ℓ = (1/k!) ∂^k_β of the equilibrium energy, follows the paper's section on
-Generalized Equilibrium Propagation; the derivation above and the analysis of
-the clamp's order are ohmflow's own (checked in ``tests/test_gep.py``).
+Source: the framework (a nudged energy F = E + n, the order k defined by
+n(β, θ, y⁰) = O(β^k) at the free equilibrium y⁰, and the objective
+ℓ = (1/k!) ∂^k Φ/∂β^k) is the paper's Generalized Equilibrium Propagation. The
+derivation above, its specialisation to ohmflow's nudges, and the analysis of
+the clamp's order are ours, and ``tests/test_gep.py`` checks them numerically.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from numbers import Real
 from typing import Any, Union
 
 import numpy as np
 
-from ._core import InvalidNetworkError
-from .learn import _branch_drops, _clamped_copy, _loss, _ports, _targets
-from .learn import readout as _port_voltages
-from .network import GROUND, Network
+from . import learn
+from .learn import NUDGES
+from .network import Network
 
 __all__ = ["NUDGES", "gep_gradient"]
 
-NUDGES = ("current", "clamp")
-"""The built-in nudges; a callable ``nudge(beta, v_out, targets)`` is also accepted."""
 
 Nudge = Union[str, Callable[[float, np.ndarray, np.ndarray], Any]]
-
-
-def _resistor_mask(net: Network, which: Any, what: str) -> np.ndarray:
-    """A boolean mask over the resistors from a mask, indices or names (None: all)."""
-    n = net.n_resistors
-    if which is None:
-        return np.ones(n, dtype=bool)
-    if isinstance(which, (str, int, np.integer)):
-        which = [which]
-    arr = np.asarray(which)
-    if arr.dtype == bool:
-        if arr.shape != (n,):
-            raise InvalidNetworkError(f"{what}: a boolean mask needs shape ({n},), "
-                                      f"got {arr.shape}")
-        return arr.copy()
-    mask = np.zeros(n, dtype=bool)
-    if arr.size == 0:
-        return mask
-    if arr.dtype.kind in "iu":
-        idx = arr.reshape(-1).astype(np.int64)
-        if idx.min() < -n or idx.max() >= n:
-            raise InvalidNetworkError(f"{what}: resistor index out of range "
-                                      f"(the network has {n} resistors)")
-        mask[idx] = True
-        return mask
-    mask[[net.resistor(k) for k in arr.reshape(-1).tolist()]] = True
-    return mask
-
-
-def _check_order(nudge: Nudge, order: Any) -> float:
-    if isinstance(order, bool) or not isinstance(order, Real):
-        raise InvalidNetworkError(f"order must be a positive number, got {order!r}")
-    k = float(order)
-    if not (np.isfinite(k) and k > 0):
-        raise InvalidNetworkError(f"order must be finite and > 0, got {order!r}")
-    if isinstance(nudge, str):
-        if nudge not in NUDGES:
-            raise InvalidNetworkError(f"nudge must be one of {NUDGES} or a callable, "
-                                      f"got {nudge!r}")
-        if k != 1:
-            raise InvalidNetworkError(
-                f"nudge={nudge!r} moves the state at first order in beta, so its two-phase "
-                f"difference is O(beta): order must be 1, got {order!r} (see the module "
-                "docstring for why clamping, second order in the paper's energy count, "
-                "is still normalised by beta)")
-    elif not callable(nudge):
-        raise InvalidNetworkError(f"nudge must be one of {NUDGES} or a callable, "
-                                  f"got {nudge!r}")
-    return k
 
 
 def gep_gradient(net: Network, targets: Any, *, outputs: Any = None, inputs: Any = None,
@@ -232,63 +186,6 @@ def gep_gradient(net: Network, targets: Any, *, outputs: Any = None, inputs: Any
     >>> bool(np.allclose(est, exact, rtol=1e-4))
     True
     """
-    k = _check_order(nudge, order)
-    outs, t = _targets(net, targets, outputs)
-    plus, minus = _ports(net, outs)
-    lossfn = _loss(loss)
-    x = None if inputs is None else np.atleast_2d(np.asarray(inputs, dtype=float))
-    free = net.solve(x, threads=threads) if x is not None else net.solve(threads=threads)
-    v0 = np.atleast_2d(free.voltages)
-    batch = v0.shape[0]
-    if t.shape[0] != batch:
-        t = np.broadcast_to(t, (batch,) + t.shape[1:]) if t.shape[0] == 1 else t
-    vout = _port_voltages(v0, plus, minus)
-    c, dc = lossfn(vout, t)
-    dc = np.asarray(dc, dtype=float).reshape(batch, len(outs))
-    if beta is None:
-        gscale = float(np.max(net.conductances)) if net.n_resistors else 1.0
-        b = 1e-3 * gscale if nudge == "current" else 1e-3
-    else:
-        b = float(beta)
-    if not (np.isfinite(b) and b > 0):
-        raise InvalidNetworkError(f"beta must be finite and > 0, got {beta!r}")
-
-    measured = _resistor_mask(net, readout, "readout") & _resistor_mask(net, trainable,
-                                                                        "trainable")
-    est = np.zeros(net.n_resistors)
-    if not measured.any():
-        return (est, float(np.mean(c))) if return_loss else est
-
-    if isinstance(nudge, str) and nudge == "clamp":
-        if np.any(minus != GROUND):
-            raise InvalidNetworkError("nudge='clamp' clamps single output nodes, "
-                                      "not differential pairs")
-        if t.shape != vout.shape:
-            raise InvalidNetworkError(f"nudge='clamp' needs target voltages of shape "
-                                      f"{vout.shape}, got {t.shape}")
-        clamped = _clamped_copy(net, tuple(plus.tolist()))
-        xin = np.zeros((batch, 0)) if x is None else x
-        xc = np.concatenate([xin, vout + b * (t - vout)], axis=1)
-        vb = np.atleast_2d(clamped.solve(xc, threads=threads).voltages)
-    else:
-        if isinstance(nudge, str):  # "current": Equilibrium Propagation
-            cur = -b * dc
-        else:
-            cur = np.asarray(nudge(b, vout.copy(), np.array(t, dtype=float)), dtype=float)
-            try:
-                cur = np.broadcast_to(cur, vout.shape)
-            except ValueError:
-                raise InvalidNetworkError(
-                    f"nudge returned currents of shape {cur.shape}; expected "
-                    f"{vout.shape} (batch, n_outputs)") from None
-            if not np.all(np.isfinite(cur)):
-                raise InvalidNetworkError("nudge returned non-finite currents")
-        inj_nodes = np.concatenate([plus, minus])
-        sol = net.solve(x, threads=threads, warm_start=free,
-                        injections=(inj_nodes, np.concatenate([cur, -cur], axis=1)))
-        vb = np.atleast_2d(sol.voltages)
-
-    d0 = _branch_drops(net, v0)[:, measured]
-    db = _branch_drops(net, vb)[:, measured]
-    est[measured] = np.mean(db**2 - d0**2, axis=0) / (2 * b**k)
-    return (est, float(np.mean(c))) if return_loss else est
+    return learn.gradient(net, targets, "gep", outputs=outputs, inputs=inputs, loss=loss,
+                          nudge=nudge, order=order, beta=beta, trainable=trainable,
+                          readout_mask=readout, threads=threads, return_loss=return_loss)

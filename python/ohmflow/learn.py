@@ -36,7 +36,10 @@ from .network import GROUND, Network
 
 __all__ = ["SquaredError", "CrossEntropy", "gradient", "step", "readout", "METHODS"]
 
-METHODS = ("exact", "ep", "centered-ep", "coupled")
+METHODS = ("exact", "ep", "centered-ep", "coupled", "gep")
+NUDGES = ("current", "clamp")
+"""Built-in nudges of ``method="gep"``; a callable ``nudge(beta, v_out, targets)``
+returning the currents injected at the outputs is also accepted."""
 
 
 @dataclass(frozen=True)
@@ -109,6 +112,53 @@ def _targets(net: Network, targets: Any, outputs: Any) -> tuple[list, np.ndarray
     return list(outputs), t
 
 
+def _resistor_mask(net: Network, which: Any, what: str) -> np.ndarray:
+    """A boolean mask over the resistors from a mask, indices or names (None: all)."""
+    n = net.n_resistors
+    if which is None:
+        return np.ones(n, dtype=bool)
+    if isinstance(which, (str, int, np.integer)):
+        which = [which]
+    arr = np.asarray(which)
+    if arr.dtype == bool:
+        if arr.shape != (n,):
+            raise InvalidNetworkError(f"{what}: a boolean mask needs shape ({n},), "
+                                      f"got {arr.shape}")
+        return arr.copy()
+    mask = np.zeros(n, dtype=bool)
+    if arr.size == 0:
+        return mask
+    if arr.dtype.kind in "iu":
+        idx = arr.reshape(-1).astype(np.int64)
+        if idx.min() < -n or idx.max() >= n:
+            raise InvalidNetworkError(f"{what}: resistor index out of range "
+                                      f"(the network has {n} resistors)")
+        mask[idx] = True
+        return mask
+    mask[[net.resistor(k) for k in arr.reshape(-1).tolist()]] = True
+    return mask
+
+
+def _check_order(nudge: Any, order: Any) -> float:
+    if isinstance(order, bool) or not isinstance(order, (int, float, np.integer, np.floating)):
+        raise InvalidNetworkError(f"order must be a positive number, got {order!r}")
+    k = float(order)
+    if not (np.isfinite(k) and k > 0):
+        raise InvalidNetworkError(f"order must be finite and > 0, got {order!r}")
+    if isinstance(nudge, str):
+        if nudge not in NUDGES:
+            raise InvalidNetworkError(f"nudge must be one of {NUDGES} or a callable, "
+                                      f"got {nudge!r}")
+        if k != 1:
+            raise InvalidNetworkError(
+                f"nudge={nudge!r} moves the state at first order in beta, so its two-phase "
+                f"difference is O(beta): order must be 1, got {order!r} (see ohmflow.gep)")
+    elif not callable(nudge):
+        raise InvalidNetworkError(f"nudge must be one of {NUDGES} or a callable, "
+                                  f"got {nudge!r}")
+    return k
+
+
 def _branch_drops(net: Network, x: np.ndarray) -> np.ndarray:
     a, b = net.resistor_nodes
     return x[:, a] - x[:, b]
@@ -119,7 +169,8 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
              eta: float | None = None, trainable: Any = None, wrt: str = "conductance",
              threads: int | None = None, return_loss: bool = False,
              return_sources: bool = False, solver: str = "auto",
-             sweeps: int | None = None) -> Any:
+             sweeps: int | None = None, nudge: Any = "current", order: float = 1,
+             readout_mask: Any = None) -> Any:
     """Estimate dC/dg for every resistor (aligned with ``net.resistor_names``).
 
     Parameters
@@ -139,8 +190,17 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
     beta, eta : float
         Nudging strength (EP; default 1e-3 × the largest conductance... in amperes
         per unit of ∂C/∂v) and clamping factor (coupled learning; default 1e-3).
-    trainable : mask or indices, optional
-        Resistors to compute gradients for; the others get 0.
+    trainable : mask, indices or names, optional
+        Resistors to compute gradients for (training a subset); the others get 0.
+    readout_mask : mask, indices or names, optional
+        Resistors whose voltages the rule may measure; the others get 0 (for
+        ``"exact"`` too: the gradient is then known only where it is read).
+    nudge, order : ``method="gep"`` only
+        Generalized EP (Lin, Desai, Barrows, Caravelli 2026): ``nudge`` is
+        ``"current"`` (inject −β ∂C/∂v: EP), ``"clamp"`` (outputs to v + β (t − v):
+        coupled learning) or a callable ``nudge(beta, v_out, targets)`` returning the
+        currents injected at the outputs; the estimate is
+        [(Δv^β)² − (Δv⁰)²] / (2 β^order). See :mod:`ohmflow.gep`.
     wrt : {"conductance", "resistance"}
         dC/dR = −g² dC/dg.
     return_loss : bool
@@ -179,14 +239,46 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
     dc = np.asarray(dc, dtype=float).reshape(batch, len(outs))
     drop0 = _branch_drops(net, v0)
     gscale = float(np.max(net.conductances)) if net.n_resistors else 1.0
-    inj_nodes = np.concatenate([plus, minus])
 
-    def nudged(b: float) -> np.ndarray:
-        cur = -b * dc
+    def phase(nudge: Any, b: float) -> np.ndarray:
+        """Voltages of the nudged phase (the free phase warm-starts it)."""
+        if isinstance(nudge, str) and nudge == "clamp":
+            if np.any(minus != GROUND):
+                raise InvalidNetworkError("clamping nudges (coupled learning) clamp single "
+                                          "output nodes, not differential pairs")
+            if t.shape != vout.shape:
+                raise InvalidNetworkError(f"clamping needs target voltages of shape "
+                                          f"{vout.shape}, got {t.shape}")
+            clamped = _clamped_copy(net, tuple(plus.tolist()))
+            xin = np.zeros((batch, 0)) if x is None else x
+            xc = np.concatenate([xin, vout + b * (t - vout)], axis=1)
+            return np.atleast_2d(clamped.solve(xc, threads=threads, method=solver,
+                                               sweeps=sweeps).voltages)
+        if isinstance(nudge, str):  # "current": inject −β ∂C/∂v (EP)
+            cur = -b * dc
+        else:
+            cur = np.asarray(nudge(b, vout.copy(), np.array(t, dtype=float)), dtype=float)
+            try:
+                cur = np.broadcast_to(cur, vout.shape)
+            except ValueError:
+                raise InvalidNetworkError(
+                    f"nudge returned currents of shape {cur.shape}; expected "
+                    f"{vout.shape} (batch, n_outputs)") from None
+            if not np.all(np.isfinite(cur)):
+                raise InvalidNetworkError("nudge returned non-finite currents")
         sol = net.solve(x, threads=threads, warm_start=free, method=solver, sweeps=sweeps,
-                        injections=(inj_nodes, np.concatenate([cur, -cur], axis=1)))
+                        injections=(np.concatenate([plus, minus]),
+                                    np.concatenate([cur, -cur], axis=1)))
         return np.atleast_2d(sol.voltages)
 
+    def step_size(value: Any, default: float, what: str) -> float:
+        b = default if value is None else float(value)
+        if not (np.isfinite(b) and b > 0):
+            raise InvalidNetworkError(f"{what} must be finite and > 0, got {value!r}")
+        return b
+
+    measured = _resistor_mask(net, readout_mask, "readout") & _resistor_mask(
+        net, trainable, "trainable")
     sources = None
     if method == "exact":
         rhs = np.zeros_like(v0)
@@ -200,34 +292,24 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
         est = -np.mean(_branch_drops(net, lam) * drop0, axis=0)
         if return_sources:
             sources = _source_gradients(net, v0, direct, adj)
-    elif method in ("ep", "centered-ep"):
-        b = float(beta) if beta is not None else 1e-3 * gscale
-        if not b > 0:
-            raise InvalidNetworkError("beta must be > 0")
-        dp = _branch_drops(net, nudged(b))
-        if method == "ep":
-            est = np.mean(dp**2 - drop0**2, axis=0) / (2 * b)
-        else:
-            dm = _branch_drops(net, nudged(-b))
-            est = np.mean(dp**2 - dm**2, axis=0) / (4 * b)
+    elif method == "centered-ep":
+        b = step_size(beta, 1e-3 * gscale, "beta")
+        dp = _branch_drops(net, phase("current", b))
+        dm = _branch_drops(net, phase("current", -b))
+        est = np.mean(dp**2 - dm**2, axis=0) / (4 * b)
     else:
-        e = float(eta) if eta is not None else 1e-3
-        if not e > 0:
-            raise InvalidNetworkError("eta must be > 0")
-        if np.any(minus != GROUND):
-            raise InvalidNetworkError("coupled learning clamps single output nodes, "
-                                      "not differential pairs")
-        clamped = _clamped_copy(net, tuple(plus.tolist()))
-        xin = np.zeros((batch, 0)) if x is None else x
-        xc = np.concatenate([xin, vout + e * (t - vout)], axis=1)
-        vc = np.atleast_2d(clamped.solve(xc, threads=threads, method=solver,
-                                         sweeps=sweeps).voltages)
-        est = np.mean(_branch_drops(net, vc) ** 2 - drop0**2, axis=0) / (2 * e)
-    if trainable is not None:
-        mask = np.zeros(net.n_resistors, dtype=bool)
-        tr = np.asarray(trainable)
-        mask[tr if tr.dtype != bool else np.flatnonzero(tr)] = True
-        est = np.where(mask, est, 0.0)
+        if method == "ep":
+            nudge_, k, b = "current", 1.0, step_size(beta, 1e-3 * gscale, "beta")
+        elif method == "coupled":
+            nudge_, k, b = "clamp", 1.0, step_size(eta, 1e-3, "eta")
+        else:
+            k = _check_order(nudge, order)
+            nudge_ = nudge
+            default = 1e-3 * gscale if nudge == "current" else 1e-3
+            b = step_size(beta, default, "beta")
+        est = np.mean(_branch_drops(net, phase(nudge_, b)) ** 2 - drop0**2,
+                      axis=0) / (2 * b**k)
+    est = np.where(measured, est, 0.0)
     if wrt == "resistance":
         est = -(net.conductances**2) * est
     if return_sources and method != "exact":
@@ -327,10 +409,14 @@ def step(net: Network, inputs: Any, targets: Any, *, rule: str = "ep", lr: float
          outputs: Any = None, loss: Any = "mse", beta: float | None = None,
          eta: float | None = None, g_min: float = 1e-9, g_max: float = np.inf,
          trainable: Any = None, threads: int | None = None, solver: str = "auto",
-         sweeps: int | None = None) -> float:
-    """One learning step Δg = −lr · estimate, clipped to [g_min, g_max]; returns the loss."""
+         sweeps: int | None = None, **kwargs: Any) -> float:
+    """One learning step Δg = −lr · estimate, clipped to [g_min, g_max]; returns the loss.
+
+    ``rule`` is any method of :func:`gradient`; further keywords (``nudge``,
+    ``order``, ``readout_mask``) are passed to it.
+    """
     est, c = gradient(net, targets, method=rule, outputs=outputs, inputs=inputs, loss=loss,
                       beta=beta, eta=eta, trainable=trainable, threads=threads,
-                      return_loss=True, solver=solver, sweeps=sweeps)
+                      return_loss=True, solver=solver, sweeps=sweeps, **kwargs)
     net.conductances = np.clip(net.conductances - lr * est, g_min, g_max)
     return c

@@ -424,7 +424,8 @@ impl<'a> Prepared<'a> {
 fn residual_excess(c: &Compiled, r: &[f64], tol: &[f64]) -> (f64, f64) {
     let (mut res, mut excess) = (0.0f64, 0.0f64);
     for &n in &c.node_of_free {
-        let (x, t) = (r[n as usize].abs(), tol[n as usize]);
+        // Subnormal currents are zero for every purpose: an absolute floor.
+        let (x, t) = (r[n as usize].abs(), tol[n as usize].max(f64::MIN_POSITIVE));
         res = res.max(x);
         if x > 0.0 {
             excess = excess.max(if t > 0.0 { x / t } else { f64::INFINITY });
