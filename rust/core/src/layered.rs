@@ -112,68 +112,58 @@ struct NodeView {
     inj0: Vec<f64>,
 }
 
+/// Incidence lists of the free nodes: for each branch (a_k, b_k), the entry
+/// `at(k, true)` goes to a_k's list and `at(k, false)` to b_k's, where free.
+fn incidence<T: Copy + Default>(
+    c: &Compiled,
+    n: usize,
+    ends: (&[u32], &[u32]),
+    at: impl Fn(usize, bool) -> T,
+) -> (Vec<usize>, Vec<T>) {
+    let free = |x: u32| c.free_of_node[x as usize] != NONE;
+    let mut ptr = vec![0usize; n + 1];
+    for (&a, &b) in ends.0.iter().zip(ends.1) {
+        if free(a) {
+            ptr[a as usize + 1] += 1;
+        }
+        if free(b) {
+            ptr[b as usize + 1] += 1;
+        }
+    }
+    for i in 0..n {
+        ptr[i + 1] += ptr[i];
+    }
+    let mut fill = ptr.clone();
+    let mut out = vec![T::default(); ptr[n]];
+    for (k, (&a, &b)) in ends.0.iter().zip(ends.1).enumerate() {
+        if free(a) {
+            out[fill[a as usize]] = at(k, true);
+            fill[a as usize] += 1;
+        }
+        if free(b) {
+            out[fill[b as usize]] = at(k, false);
+            fill[b as usize] += 1;
+        }
+    }
+    (ptr, out)
+}
+
 fn node_view(net: &Network, c: &Compiled) -> NodeView {
     let n = net.n_nodes;
-    let free = |x: u32| c.free_of_node[x as usize] != NONE;
-    let mut rc = vec![0usize; n + 1];
-    for (&a, &b) in net.res_a.iter().zip(&net.res_b) {
-        if free(a) {
-            rc[a as usize + 1] += 1;
-        }
-        if free(b) {
-            rc[b as usize + 1] += 1;
-        }
-    }
-    for i in 0..n {
-        rc[i + 1] += rc[i];
-    }
-    let mut fill = rc.clone();
-    let mut res = vec![(0u32, 0.0); rc[n]];
-    for k in 0..net.res_g.len() {
-        let (a, b, g) = (net.res_a[k], net.res_b[k], net.res_g[k]);
-        if free(a) {
-            res[fill[a as usize]] = (b, g);
-            fill[a as usize] += 1;
-        }
-        if free(b) {
-            res[fill[b as usize]] = (a, g);
-            fill[b as usize] += 1;
-        }
-    }
-    let mut dc = vec![0usize; n + 1];
-    for (&a, &b) in net.dio_a.iter().zip(&net.dio_b) {
-        if free(a) {
-            dc[a as usize + 1] += 1;
-        }
-        if free(b) {
-            dc[b as usize + 1] += 1;
-        }
-    }
-    for i in 0..n {
-        dc[i + 1] += dc[i];
-    }
-    let mut fill = dc.clone();
-    let mut dio = vec![(0u32, false); dc[n]];
-    for k in 0..net.dio_model.len() {
-        let (a, b) = (net.dio_a[k], net.dio_b[k]);
-        if free(a) {
-            dio[fill[a as usize]] = (k as u32, true);
-            fill[a as usize] += 1;
-        }
-        if free(b) {
-            dio[fill[b as usize]] = (k as u32, false);
-            fill[b as usize] += 1;
-        }
-    }
+    let (res_ptr, res) = incidence(c, n, (&net.res_a, &net.res_b), |k, at_a| {
+        let other = if at_a { net.res_b[k] } else { net.res_a[k] };
+        (other, net.res_g[k])
+    });
+    let (dio_ptr, dio) = incidence(c, n, (&net.dio_a, &net.dio_b), |k, at_a| (k as u32, at_a));
     let mut inj0 = vec![0.0; n];
     for k in 0..net.is_value.len() {
         inj0[net.is_a[k] as usize] -= net.is_value[k];
         inj0[net.is_b[k] as usize] += net.is_value[k];
     }
     NodeView {
-        res_ptr: rc,
+        res_ptr,
         res,
-        dio_ptr: dc,
+        dio_ptr,
         dio,
         inj0,
     }
