@@ -28,4 +28,4 @@ def test_readme_tour_runs(capsys):
 def test_readme_first_lines_are_the_two_commands():
     lines = README.read_text().split("\n")
     block = lines[lines.index("```bash") + 1: lines.index("```bash") + 3]
-    assert block == ["pip install . && ohmflow demo", "bash scripts/test-all.sh"]
+    assert block == ["pip install . && ohmflow train", "bash scripts/test-all.sh"]

@@ -5,7 +5,7 @@ biases) and current sources (nudging), solved exactly as the minimiser of the
 circuit's co-content by a Rust core with sparse Cholesky factorizations.
 """
 
-from . import gep, learn
+from . import datasets, gep, learn, models, train
 from ._core import (
     ConvergenceError,
     FloatingNodeError,
@@ -31,8 +31,11 @@ __all__ = [
     "ShockleyDiode",
     "Solution",
     "SpiceParseError",
+    "datasets",
     "gep",
     "learn",
+    "models",
+    "train",
     "read_spice",
     "to_spice",
 ]

@@ -1,8 +1,14 @@
-"""Command line: ``ohmflow demo`` and ``ohmflow solve NETLIST``."""
+"""Command line: ``ohmflow train`` (the default), ``ohmflow demo`` and ``ohmflow solve NETLIST``.
+
+``ohmflow train`` builds a deep resistive network, trains it with Equilibrium
+Propagation on a data set (8x8 digits by default) and prints its test accuracy;
+``--json`` writes the metrics and their history, ``--plot`` the learning curves.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 
@@ -63,9 +69,147 @@ def _solve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _floats(text: str) -> object:
+    vals = [float(v) for v in text.split(",")]
+    return vals[0] if len(vals) == 1 else vals
+
+
+def _train(args: argparse.Namespace) -> int:
+    import json
+
+    from . import datasets, models
+    from .train import TrainConfig, Trainer
+
+    log = print if not args.quiet else (lambda s: None)
+    data = datasets.load(args.dataset)
+    if args.train_subset is not None or args.test_subset is not None:
+        data = data.subset(args.train_subset, args.test_subset)
+    overrides = {k: v for k, v in {
+        "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+        "lr_decay": args.lr_decay, "rule": args.rule, "loss": args.loss, "beta": args.beta,
+        "eta": args.eta, "seed": args.seed, "threads": args.threads, "solver": args.solver,
+    }.items() if v is not None}
+    if args.no_eval_train:
+        overrides["eval_train"] = False
+    if args.resume and args.checkpoint and os.path.exists(args.checkpoint):
+        trainer = Trainer.from_checkpoint(args.checkpoint, **overrides)
+        log(f"resuming from {args.checkpoint} at epoch {trainer.state.epoch}")
+    else:
+        model_opts = {"input_gain": args.input_gain, "seed": args.model_seed,
+                      "diode": args.diode, "outputs": args.outputs}
+        if args.double_diode:
+            model_opts["double_diode"] = True
+        if args.rule == "coupled" and args.outputs is None:
+            model_opts["outputs"] = "single"  # coupled learning clamps single nodes
+        model = models.build(args.model, n_features=data.n_features,
+                             n_classes=data.n_classes, **model_opts)
+        cfg = TrainConfig(**models.training_defaults(args.model))
+        trainer = Trainer(model, cfg, **overrides)
+    model, cfg = trainer.model, trainer.config
+    log(f"ohmflow train: {data!r}")
+    log(f"  model {getattr(model, 'name', '')} {'-'.join(map(str, model.layer_sizes))}: "
+        f"{model.network.n_resistors} resistors, {model.network.n_diodes} diodes, "
+        f"input gain {model.input_gain:g}")
+    log(f"  rule {cfg.rule}, loss {cfg.loss}, {cfg.epochs} epochs, batch {cfg.batch_size}, "
+        f"lr {cfg.lr} (decay {cfg.lr_decay:g}), beta {cfg.beta:g}, seed {cfg.seed}")
+    t0 = time.perf_counter()
+    result = trainer.fit(data, checkpoint=args.checkpoint, resume=args.resume,
+                         progress=not args.quiet and not args.no_progress, log=log)
+    result["wall_seconds"] = time.perf_counter() - t0
+    result["dataset"] = data.name
+    print(f"test accuracy: {100 * result['test_accuracy']:.2f}% "
+          f"(train {100 * result['train_accuracy']:.2f}%) after {result['epochs']} epochs, "
+          f"{result['train_seconds']:.1f} s training, {result['seconds']:.1f} s in all")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(result, f, indent=2)
+        log(f"wrote {args.json}")
+    if args.plot:
+        _plot(result, args.plot)
+        log(f"wrote {args.plot}")
+    return 0
+
+
+def _plot(result: dict, path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise SystemExit("ohmflow: --plot needs matplotlib (pip install 'ohmflow[plot]')") from e
+    h = result["history"]
+    ep = [e["epoch"] for e in h]
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    a1.plot(ep, [100 * e["train_accuracy"] for e in h], "o-", label="train")
+    a1.plot(ep, [100 * e["test_accuracy"] for e in h], "s-", label="test")
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("accuracy (%)")
+    a1.grid(alpha=0.3)
+    a1.legend()
+    a2.plot(ep, [e["loss"] for e in h], "o-", label="training loss (running)")
+    a2.plot(ep, [e["test_loss"] for e in h], "s-", label="test loss")
+    a2.set_xlabel("epoch")
+    a2.set_ylabel("loss")
+    a2.set_yscale("log")
+    a2.grid(alpha=0.3)
+    a2.legend()
+    m, c = result["model"], result["config"]
+    fig.suptitle(f"{result.get('dataset', '')}: {m.get('name', '')} "
+                 f"{'-'.join(map(str, m['layer_sizes']))}, {c['rule']}, "
+                 f"test {100 * result['test_accuracy']:.2f}%")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _add_train_parser(sub: argparse._SubParsersAction) -> None:
+    t = sub.add_parser("train", help="train a deep resistive network (the default command)",
+                       description="Train a deep resistive network on a data set and report "
+                       "its test accuracy. Unset options take the model's tuned defaults.")
+    t.add_argument("--dataset", default="digits",
+                   help="digits (default), fashion-mnist, mnist, or a directory of IDX files")
+    t.add_argument("--model", default="drn-digits",
+                   help="preset (drn-digits, drn-digits-s, drn-xs, drn-1h, drn-2h, drn-3h, "
+                   "drn-xl) or layer sizes like 128-256-10; the input and output layers "
+                   "adapt to the data")
+    t.add_argument("--epochs", type=int)
+    t.add_argument("--batch-size", type=int)
+    t.add_argument("--lr", type=_floats, help="learning rate in units of g_ref^2, or one per "
+                   "weight layer, comma-separated")
+    t.add_argument("--lr-decay", type=float, help="multiply the rates by this every epoch")
+    t.add_argument("--rule", choices=["ep", "centered-ep", "exact", "coupled"])
+    t.add_argument("--loss", choices=["mse", "cross-entropy"])
+    t.add_argument("--beta", type=float, help="EP nudging, in units of g_ref")
+    t.add_argument("--eta", type=float, help="coupled learning's clamping factor")
+    t.add_argument("--seed", type=int, help="seed of the minibatch order")
+    t.add_argument("--model-seed", type=int, help="seed of the initial conductances")
+    t.add_argument("--input-gain", type=float)
+    t.add_argument("--diode", choices=["ideal", "relu", "shockley"])
+    t.add_argument("--double-diode", action="store_true",
+                   help="bound hidden nodes from both sides")
+    t.add_argument("--outputs", choices=["single", "differential"])
+    t.add_argument("--threads", type=int)
+    t.add_argument("--solver", choices=["auto", "direct", "layered"])
+    t.add_argument("--train-subset", type=int, help="train on the first N samples only")
+    t.add_argument("--test-subset", type=int, help="test on the first N samples only")
+    t.add_argument("--no-eval-train", action="store_true",
+                   help="report the running training accuracy instead of a clean pass")
+    t.add_argument("--json", help="write metrics, config and history to this JSON file")
+    t.add_argument("--plot", help="save learning curves to this PNG file (matplotlib)")
+    t.add_argument("--checkpoint", help="write a checkpoint here after every epoch")
+    t.add_argument("--resume", action="store_true",
+                   help="continue from --checkpoint if it exists")
+    t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    t.add_argument("-q", "--quiet", action="store_true", help="print the final line only")
+    t.set_defaults(func=_train)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="ohmflow", description=__doc__)
+    parser = argparse.ArgumentParser(prog="ohmflow", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
+    _add_train_parser(sub)
     d = sub.add_parser("demo", help="build and solve example networks")
     d.add_argument("--size", type=int, default=300, help="lattice side (default 300)")
     d.add_argument("--seed", type=int, default=0)
@@ -74,9 +218,10 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("netlist")
     s.add_argument("--threads", type=int, default=None)
     s.set_defaults(func=_solve)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if not argv or argv[0].startswith("-") and argv[0] not in ("-h", "--help"):
+        argv = ["train", *argv]
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["demo", *(argv or [])])
     from ._core import OhmflowError
 
     try:
@@ -84,6 +229,9 @@ def main(argv: list[str] | None = None) -> int:
     except OhmflowError as e:
         print(f"ohmflow: error: {e}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("ohmflow: interrupted", file=sys.stderr)
+        return 130
 
 
 if __name__ == "__main__":

@@ -426,6 +426,10 @@ fn residual_excess(c: &Compiled, r: &[f64], tol: &[f64]) -> (f64, f64) {
     for &n in &c.node_of_free {
         // Subnormal currents are zero for every purpose: an absolute floor.
         let (x, t) = (r[n as usize].abs(), tol[n as usize].max(f64::MIN_POSITIVE));
+        if x.is_nan() || t.is_nan() {
+            // A non-finite current is never convergence.
+            return (f64::INFINITY, f64::INFINITY);
+        }
         res = res.max(x);
         if x > 0.0 {
             excess = excess.max(if t > 0.0 { x / t } else { f64::INFINITY });
@@ -1022,6 +1026,22 @@ pub fn solve_batch(
         }
     };
     crate::factor::with_threads(opts.par, || run(&mut sol))?;
+    // Never hand back a non-finite operating point as if it were one.
+    if let Some(s) = (0..batch).find(|&s| {
+        !sol.kcl_residual[s].is_finite()
+            || sol.voltages[s * n..(s + 1) * n]
+                .iter()
+                .any(|x| !x.is_finite())
+            || sol.diode_currents[s * nd..(s + 1) * nd]
+                .iter()
+                .any(|x| !x.is_finite())
+    }) {
+        return Err(Error::Convergence {
+            iterations: sol.iterations[s] as usize,
+            residual: sol.kcl_residual[s],
+            detail: format!("sample {s}: the solution is not finite (overflow?)"),
+        });
+    }
     Ok(sol)
 }
 
