@@ -338,8 +338,8 @@ class Network:
             ``"layered"``: exact block coordinate descent over the two classes of a
             layered network (free nodes two-colourable, ideal diodes with a fixed
             end), all samples at once. ``"auto"`` takes the layered solver for
-            dense layered networks and batches of 16 or more, the direct one
-            otherwise.
+            dense layered networks (on average 16 or more branches per free node
+            between free nodes), the direct one otherwise.
         sweeps : int, optional
             Layered solver only: a fixed number of sweeps (as training with a few
             sweeps per phase does); by default it sweeps until the voltages settle.

@@ -1008,9 +1008,11 @@ pub fn solve_batch(
         }
         Method::Auto => {
             // Coordinate descent pays where factorizations are dense (all-to-all
-            // layers) and a batch amortises the sweeps.
+            // layers): measured on the 128-256-10 digits network, 0.6 ms per sample
+            // against 2.7 ms for the direct solver at batch 4, 0.25 vs 1.9 at 64.
+            // Sparse graphs (lattices: bipartite too) keep the direct solver.
             let edges = c.nnz() - c.n_free;
-            batch >= 16
+            batch >= 1
                 && c.n_free > 0
                 && edges >= 16 * c.n_free
                 && crate::layered::layered_obstacle(net, c).is_none()
