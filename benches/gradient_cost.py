@@ -13,7 +13,7 @@ import argparse
 import time
 
 import numpy as np
-import ohmflow as of
+from _lattice import lattice
 
 
 def best(f, repeat=3):
@@ -30,13 +30,7 @@ def main() -> None:
     ap.add_argument("--side", type=int, default=708)
     args = ap.parse_args()
     n = args.side
-    rng = np.random.default_rng(0)
-    net = of.Network()
-    idx = net.add_nodes(n * n).reshape(n, n)
-    src = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
-    dst = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
-    g = rng.uniform(0.5, 2.0, src.size)
-    net.add_resistors(src, dst, g)
+    net, idx, src, dst, g = lattice(n)
     net.add_input(int(idx[0, 0]))
     net.add_voltage_source(int(idx[-1, -1]), 0.0)
     outs = [int(idx[n // 2, n // 2]), int(idx[n // 3, 2 * n // 3])]

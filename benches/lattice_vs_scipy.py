@@ -10,9 +10,9 @@ import argparse
 import time
 
 import numpy as np
-import ohmflow as of
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
+from _lattice import lattice
 
 
 def main() -> None:
@@ -22,12 +22,7 @@ def main() -> None:
     n = args.side
     rng = np.random.default_rng(0)
     t0 = time.perf_counter()
-    net = of.Network()
-    idx = net.add_nodes(n * n).reshape(n, n)
-    src = np.concatenate([idx[:, :-1].ravel(), idx[:-1, :].ravel()])
-    dst = np.concatenate([idx[:, 1:].ravel(), idx[1:, :].ravel()])
-    g = rng.uniform(0.5, 2.0, src.size)
-    net.add_resistors(src, dst, g)
+    net, idx, src, dst, g = lattice(n)
     net.add_voltage_source(int(idx[0, 0]), 1.0)
     net.add_voltage_source(int(idx[-1, -1]), 0.0)
     t1 = time.perf_counter()

@@ -19,7 +19,7 @@
 use crate::compile::stamp;
 use crate::error::{Error, Result};
 use crate::factor::{Factor, Parallelism, SharedFactor};
-use crate::network::{thermal_voltage, DiodeModel, Network, NONE};
+use crate::network::{DiodeModel, Network, NONE};
 use crate::solve::{BatchSolution, SolveOptions};
 use rayon::prelude::*;
 use std::sync::Arc;
@@ -37,27 +37,9 @@ pub struct AdjointSolution {
     pub g_diff: Vec<f64>,
 }
 
-/// Differential conductance of diode `k` at branch voltage `dv` (ideal diodes: 0).
+/// Differential conductance of a diode at branch voltage `dv` (ideal diodes: 0).
 pub fn diode_conductance(m: &DiodeModel, dv: f64) -> f64 {
-    match *m {
-        DiodeModel::Ideal { .. } => 0.0,
-        DiodeModel::Relu { g_on, v_on } => {
-            if dv > v_on {
-                g_on
-            } else {
-                0.0
-            }
-        }
-        DiodeModel::Shockley {
-            i_s,
-            n,
-            temperature,
-            gmin,
-        } => {
-            let nvt = n * thermal_voltage(temperature);
-            i_s / nvt * (dv / nvt).exp() + gmin
-        }
-    }
+    m.law(dv).1
 }
 
 /// Solves the linearized KKT system at each sample's operating point (`rhs`:

@@ -16,7 +16,7 @@
 
 use crate::compile::Compiled;
 use crate::error::{Error, Result};
-use crate::network::{thermal_voltage, DiodeModel, Network, NONE};
+use crate::network::{DiodeModel, Network, NONE};
 use rayon::prelude::*;
 
 /// The two colour classes of the free nodes.
@@ -174,26 +174,7 @@ fn node_view(net: &Network, c: &Compiled) -> NodeView {
 #[inline]
 fn smooth_diode(m: &DiodeModel, is_anode: bool, x: f64, o: f64) -> (f64, f64) {
     let dv = if is_anode { x - o } else { o - x };
-    let (i, g) = match *m {
-        DiodeModel::Relu { g_on, v_on } => {
-            if dv > v_on {
-                (g_on * (dv - v_on), g_on)
-            } else {
-                (0.0, 0.0)
-            }
-        }
-        DiodeModel::Shockley {
-            i_s,
-            n,
-            temperature,
-            gmin,
-        } => {
-            let nvt = n * thermal_voltage(temperature);
-            let t = dv / nvt;
-            (i_s * t.exp_m1() + gmin * dv, i_s / nvt * t.exp() + gmin)
-        }
-        DiodeModel::Ideal { .. } => (0.0, 0.0),
-    };
+    let (i, g) = m.law(dv);
     if is_anode {
         (i, g)
     } else {

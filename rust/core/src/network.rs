@@ -93,6 +93,33 @@ impl DiodeModel {
         Ok(())
     }
 
+    /// Current (anode → cathode) and differential conductance at branch voltage `dv`
+    /// for the laws that are functions of the voltage (ideal diodes: (0, 0); their
+    /// current is a multiplier of the solver).
+    #[inline]
+    pub fn law(&self, dv: f64) -> (f64, f64) {
+        match *self {
+            DiodeModel::Ideal { .. } => (0.0, 0.0),
+            DiodeModel::Relu { g_on, v_on } => {
+                if dv > v_on {
+                    (g_on * (dv - v_on), g_on)
+                } else {
+                    (0.0, 0.0)
+                }
+            }
+            DiodeModel::Shockley {
+                i_s,
+                n,
+                temperature,
+                gmin,
+            } => {
+                let nvt = n * thermal_voltage(temperature);
+                let x = dv / nvt;
+                (i_s * x.exp_m1() + gmin * dv, i_s / nvt * x.exp() + gmin)
+            }
+        }
+    }
+
     /// Whether the branch conducts at every voltage (gives a resistive path).
     pub fn always_conducts(&self) -> bool {
         matches!(self, DiodeModel::Shockley { .. })
