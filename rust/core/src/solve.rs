@@ -878,37 +878,12 @@ fn line_search(
     }
 }
 
-/// Voltage-source currents (SPICE convention) from KCL at each clamped node.
-fn source_currents(p: &Prepared, v: &[f64], id: &[f64], inj: &[f64], out: &mut [f64]) {
-    let net = p.net;
-    let mut acc = vec![0.0; net.vs_node.len()];
-    let k_of = &net.clamp_of_node;
-    let mut add = |node: u32, i: f64| {
-        let k = k_of[node as usize];
-        if k != NONE {
-            acc[k as usize] += i;
-        }
-    };
-    for k in 0..net.res_g.len() {
-        let i = net.res_g[k] * (v[net.res_a[k] as usize] - v[net.res_b[k] as usize]);
-        add(net.res_a[k], i);
-        add(net.res_b[k], -i);
-    }
-    for (k, &i) in id.iter().enumerate() {
-        add(net.dio_a[k], i);
-        add(net.dio_b[k], -i);
-    }
-    for k in 0..net.is_value.len() {
-        add(net.is_a[k], net.is_value[k]);
-        add(net.is_b[k], -net.is_value[k]);
-    }
-    for (&node, &i) in p.inj_nodes.iter().zip(inj) {
-        add(node, -i);
-    }
-    // The source delivers `inj` into its node; SPICE reports the current entering the
-    // + terminal from the circuit, which is its negative.
-    for (o, x) in out.iter_mut().zip(acc) {
-        *o = -x;
+/// Voltage-source currents from the KCL residual `r_at(node)` of each clamped node
+/// (currents leaving through its branches minus injections: what the source delivers).
+/// SPICE reports the current entering the + terminal from the circuit: its negative.
+fn source_currents_from_kcl(net: &Network, r_at: impl Fn(usize) -> f64, out: &mut [f64]) {
+    for (o, &node) in out.iter_mut().zip(&net.vs_node) {
+        *o = -r_at(node as usize);
     }
 }
 
@@ -1071,28 +1046,15 @@ fn finish_sample(
             Kind::Ideal { .. } => mu.map_or(0.0, |m| m[k]),
             _ => tmp[k],
         };
+        // The residual counted the penalty law for ideal diodes: put their
+        // physical currents (the multipliers) in its place.
+        let delta = id[k] - tmp[k];
+        if delta != 0.0 {
+            r[p.net.dio_a[k] as usize] += delta;
+            r[p.net.dio_b[k] as usize] -= delta;
+        }
     }
-    // Redo the KCL residual with the physical ideal-diode currents.
-    r.iter_mut().for_each(|x| *x = 0.0);
-    let net = p.net;
-    for k in 0..net.res_g.len() {
-        let (a, b) = (net.res_a[k] as usize, net.res_b[k] as usize);
-        let i = net.res_g[k] * (v[a] - v[b]);
-        r[a] += i;
-        r[b] -= i;
-    }
-    for k in 0..nd {
-        r[net.dio_a[k] as usize] += id[k];
-        r[net.dio_b[k] as usize] -= id[k];
-    }
-    for k in 0..net.is_value.len() {
-        r[net.is_a[k] as usize] += net.is_value[k];
-        r[net.is_b[k] as usize] -= net.is_value[k];
-    }
-    for (&node, &i) in p.inj_nodes.iter().zip(inj) {
-        r[node as usize] -= i;
-    }
-    source_currents(p, v, id, inj, src);
+    source_currents_from_kcl(p.net, |x| r[x], src);
     p.c.node_of_free
         .iter()
         .map(|&n| r[n as usize].abs())
@@ -1200,7 +1162,6 @@ fn solve_linear_batch(
     let n = p.net.n_nodes;
     let nv = p.net.vs_node.len();
     let batch = sol.batch;
-    // The one factorization of the batch uses every allowed thread.
     // One factorization for the batch (every allowed thread), kept in the network's
     // cache: an adjoint solve or a later solve with the same conductances reuses it.
     let values = match p.net.cached_factor() {
@@ -1229,7 +1190,7 @@ fn solve_linear_batch(
         faer::Par::Seq
     };
     let factor = &factor;
-    let results: Vec<Result<()>> = sol
+    let results: Vec<Result<Vec<f64>>> = sol
         .voltages
         .par_chunks_mut(n * chunk)
         .zip(sol.iterations.par_chunks_mut(chunk))
@@ -1243,6 +1204,7 @@ fn solve_linear_batch(
             let (mut e1, mut e2) = (vec![], vec![]);
             let mut done = vec![false; m];
             let mut prev = vec![f64::INFINITY; m];
+            let mut src = vec![0.0; m * nv];
             for round in 0..4 {
                 for j in 0..m {
                     let v = &vblock[j * n..(j + 1) * n];
@@ -1290,22 +1252,16 @@ fn solve_linear_batch(
                         ),
                     });
                 }
+                source_currents_from_kcl(p.net, |x| r[x], &mut src[j * nv..(j + 1) * nv]);
             }
-            Ok(())
+            Ok(src)
         })
         .collect();
-    results.into_iter().collect::<Result<Vec<()>>>()?;
-    if nv > 0 {
-        for s in 0..batch {
-            let v = &sol.voltages[s * n..(s + 1) * n];
-            source_currents(
-                p,
-                v,
-                &[],
-                &inj[s * k..(s + 1) * k],
-                &mut sol.source_currents[s * nv..(s + 1) * nv],
-            );
-        }
+    let mut s0 = 0;
+    for block in results {
+        let block = block?;
+        sol.source_currents[s0..s0 + block.len()].copy_from_slice(&block);
+        s0 += block.len();
     }
     Ok(())
 }
@@ -1394,10 +1350,11 @@ fn solve_layered_batch(
                 sol.diode_currents[s * nd + kk] = p.diode_law(kk, dv, 0.0, None).0;
             }
         }
-        for (j, &node) in net.vs_node.iter().enumerate() {
-            // SPICE's convention: the current into the + terminal, −(what it delivers).
-            sol.source_currents[s * nv + j] = -r[node as usize * batch + s];
-        }
+        source_currents_from_kcl(
+            net,
+            |x| r[x * batch + s],
+            &mut sol.source_currents[s * nv..(s + 1) * nv],
+        );
         sol.kcl_residual[s] = c
             .node_of_free
             .iter()
