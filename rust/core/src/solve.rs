@@ -127,19 +127,18 @@ pub struct Warm<'a> {
     pub diode_currents: &'a [f64],
 }
 
+/// What the solver needs of each diode beyond its law (`DiodeModel::law`).
 #[derive(Clone, Copy)]
 enum Kind {
     Ideal {
         v_on: f64,
     },
     Relu {
-        g_on: f64,
         v_on: f64,
     },
+    /// n V_T and SPICE's critical voltage, for the junction step limit.
     Shockley {
-        i_s: f64,
         nvt: f64,
-        gmin: f64,
         v_crit: f64,
     },
 }
@@ -180,22 +179,20 @@ impl<'a> Prepared<'a> {
                     n_switching += 1;
                     Kind::Ideal { v_on }
                 }
-                DiodeModel::Relu { g_on, v_on } => {
+                DiodeModel::Relu { v_on, .. } => {
                     n_switching += 1;
-                    Kind::Relu { g_on, v_on }
+                    Kind::Relu { v_on }
                 }
                 DiodeModel::Shockley {
                     i_s,
                     n,
                     temperature,
-                    gmin,
+                    ..
                 } => {
                     n_shockley += 1;
                     let nvt = n * thermal_voltage(temperature);
                     Kind::Shockley {
-                        i_s,
                         nvt,
-                        gmin,
                         v_crit: nvt * (nvt / (std::f64::consts::SQRT_2 * i_s)).ln(),
                     }
                 }
@@ -267,17 +264,8 @@ impl<'a> Prepared<'a> {
                     _ => (0.0, 0.0),
                 }
             }
-            Kind::Relu { g_on, v_on } => {
-                if dv > v_on {
-                    (g_on * (dv - v_on), g_on)
-                } else {
-                    (0.0, 0.0)
-                }
-            }
-            Kind::Shockley { i_s, nvt, gmin, .. } => {
-                let x = dv / nvt;
-                (i_s * x.exp_m1() + gmin * dv, i_s / nvt * x.exp() + gmin)
-            }
+            // Laws that are functions of the voltage: the model's own.
+            Kind::Relu { .. } | Kind::Shockley { .. } => self.net.dio_model[k].law(dv),
         }
     }
 
@@ -498,7 +486,7 @@ fn voltage_scale(p: &Prepared, v: &[f64]) -> f64 {
     }
     for k in &p.kinds {
         match *k {
-            Kind::Ideal { v_on } | Kind::Relu { v_on, .. } => s = s.max(v_on.abs()),
+            Kind::Ideal { v_on } | Kind::Relu { v_on } => s = s.max(v_on.abs()),
             Kind::Shockley { .. } => {}
         }
     }
