@@ -88,6 +88,7 @@ def _train(args: argparse.Namespace) -> int:
         "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
         "lr_decay": args.lr_decay, "rule": args.rule, "loss": args.loss, "beta": args.beta,
         "eta": args.eta, "seed": args.seed, "threads": args.threads, "solver": args.solver,
+        "sweeps": args.sweeps,
     }.items() if v is not None}
     if args.no_eval_train:
         overrides["eval_train"] = False
@@ -190,7 +191,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="bound hidden nodes from both sides")
     t.add_argument("--outputs", choices=["single", "differential"])
     t.add_argument("--threads", type=int)
-    t.add_argument("--solver", choices=["auto", "direct", "layered"])
+    t.add_argument("--solver", choices=["auto", "dense", "direct", "layered"],
+                   help="auto: the dense fast path where it applies (default)")
+    t.add_argument("--sweeps", type=int,
+                   help="fixed coordinate-descent sweeps per phase (default: to tolerance)")
     t.add_argument("--train-subset", type=int, help="train on the first N samples only")
     t.add_argument("--test-subset", type=int, help="test on the first N samples only")
     t.add_argument("--no-eval-train", action="store_true",

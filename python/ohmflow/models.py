@@ -384,6 +384,27 @@ class DeepResistiveNetwork:
             return v[:, out[:n]] - v[:, out[n:]]
         return v[:, out]
 
+    def dense(self) -> Any:
+        """The dense fast path (:class:`ohmflow._dense.DenseDRN`) synced with the present
+        conductances, or None if the network was changed after it was built."""
+        from ._dense import DenseDRN
+
+        view = getattr(self, "_dense_view", None)
+        try:
+            if view is None:
+                view = self._dense_view = DenseDRN(self)
+            else:
+                view.sync()
+        except InvalidNetworkError:
+            return None
+        return view
+
+    def _use_dense(self, solve_kwargs: dict) -> Any:
+        keys = set(solve_kwargs) - {"threads"}
+        if keys - {"method"} or solve_kwargs.get("method", "auto") not in ("auto", "dense"):
+            return None
+        return self.dense()
+
     def solve(self, X: Any, *, batch_size: int = 4096, **solve_kwargs: Any) -> np.ndarray:
         """Node voltages for features X (batch, n_features), solved in chunks."""
         x = np.atleast_2d(np.asarray(X, dtype=float))
@@ -398,12 +419,19 @@ class DeepResistiveNetwork:
     def predict(self, X: Any, *, batch_size: int = 4096, **solve_kwargs: Any) -> np.ndarray:
         """Class scores (batch, n_classes): the output voltages at equilibrium.
 
-        ``solve_kwargs`` go to :meth:`Network.solve` (``method=``, ``threads=``).
+        ``solve_kwargs`` go to :meth:`Network.solve` (``method=``, ``threads=``);
+        with ``method="auto"`` (default) the dense fast path (:meth:`dense`) solves
+        the same equations as matrix products.
         """
         x = np.atleast_2d(np.asarray(X, dtype=float))
         parts = []
+        dense = self._use_dense(solve_kwargs)
         for s in range(0, x.shape[0], batch_size):
-            sol = self.network.solve(self.input_voltages(x[s:s + batch_size]), **solve_kwargs)
+            xin = self.input_voltages(x[s:s + batch_size])
+            if dense is not None:
+                parts.append(dense.readout(dense.solve(xin, threads=solve_kwargs.get("threads"))))
+                continue
+            sol = self.network.solve(xin, **solve_kwargs)
             parts.append(self.output_voltages(sol.voltages))
         if not parts:
             return np.zeros((0, self.n_classes))

@@ -110,7 +110,13 @@ class TrainConfig:
     threads : int or None
         Solver threads (None: all cores).
     solver : str
-        ``method=`` of :meth:`Network.solve` ("auto", "direct", "layered").
+        "auto" (default): the dense fast path of :meth:`DeepResistiveNetwork.dense`
+        (matrix products in the Rust core) for rules "ep", "centered-ep" and
+        "exact", else :meth:`Network.solve`'s own choice; "dense" forces the fast
+        path; "direct" or "layered" force that method of :meth:`Network.solve`.
+    sweeps : int or None
+        Block coordinate descent sweeps per phase on the dense or layered path
+        (as in Scellier's code); None sweeps until the voltages settle.
     eval_train : bool
         Evaluate the whole training set after each epoch (clean accuracy, weights
         fixed); otherwise report the running accuracy seen during the epoch.
@@ -131,6 +137,7 @@ class TrainConfig:
     seed: int = 0
     threads: int | None = None
     solver: str = "auto"
+    sweeps: int | None = None
     eval_train: bool = True
 
     def to_dict(self) -> dict:
@@ -149,6 +156,11 @@ class TrainConfig:
             raise InvalidNetworkError(f"rule must be one of {learn.METHODS}, got {self.rule!r}")
         if self.loss not in ("mse", "cross-entropy"):
             raise InvalidNetworkError(f"loss must be 'mse' or 'cross-entropy', got {self.loss!r}")
+        if self.solver not in ("auto", "dense", "direct", "layered"):
+            raise InvalidNetworkError(f"solver must be 'auto', 'dense', 'direct' or 'layered', "
+                                      f"got {self.solver!r}")
+        if self.sweeps is not None and int(self.sweeps) < 1:
+            raise InvalidNetworkError(f"sweeps must be None or >= 1, got {self.sweeps!r}")
         if int(self.epochs) < 0 or int(self.batch_size) < 1:
             raise InvalidNetworkError("epochs must be >= 0 and batch_size >= 1")
         for name in ("beta", "eta", "lr_decay"):
@@ -242,6 +254,21 @@ class Trainer:
         t[np.arange(len(y)), y] = 1.0
         return t
 
+    def _dense(self) -> Any:
+        """The model's dense fast path, synced, when the configuration allows it."""
+        from ._dense import RULES
+
+        cfg = self.config
+        if cfg.solver not in ("auto", "dense"):
+            return None
+        dense = self.model.dense() if cfg.rule in RULES else None
+        if dense is None and cfg.solver == "dense":
+            raise InvalidNetworkError(f"solver='dense' needs a DeepResistiveNetwork as built "
+                                      f"and a rule in {RULES}, got rule={cfg.rule!r}")
+        if dense is not None:
+            dense.sweeps = cfg.sweeps
+        return dense
+
     def _solve_kwargs(self) -> dict:
         kw: dict = {"threads": self.config.threads}
         if self.config.solver != "auto":
@@ -256,19 +283,28 @@ class Trainer:
         kwargs: dict = {}
         if self._solver_kw is not None and cfg.solver != "auto":
             kwargs[self._solver_kw] = cfg.solver
-        est, loss = learn.gradient(
-            net, self.targets(y), method=cfg.rule, outputs=model.output_nodes,
-            inputs=model.input_voltages(X), loss=self._loss, beta=cfg.beta * g_ref,
-            eta=cfg.eta, threads=cfg.threads, return_loss=True, **kwargs)
+        dense = self._dense()
+        if dense is not None:
+            est, loss, _ = dense.gradient(model.input_voltages(X), self.targets(y), cfg.rule,
+                                          self._loss, cfg.beta * g_ref, threads=cfg.threads)
+        else:
+            if cfg.sweeps is not None:
+                kwargs["sweeps"] = cfg.sweeps
+            est, loss = learn.gradient(
+                net, self.targets(y), method=cfg.rule, outputs=model.output_nodes,
+                inputs=model.input_voltages(X), loss=self._loss, beta=cfg.beta * g_ref,
+                eta=cfg.eta, threads=cfg.threads, return_loss=True, **kwargs)
         g = net.conductances
         if cfg.rule == "coupled":
             # Coupled learning estimates ≈ S dC/dg (S: conductance seen at the outputs);
             # divide by the mean conductance at an output node, in units of g_ref.
             est = est * (len(model.layers[-1]) * g_ref / np.sum(g[self._out_resistors]))
-        g[self._trainable] -= (lr_scale * g_ref * g_ref) * self._lr[self._trainable] \
-            * est[self._trainable]
+        # self._lr is 0 outside the trainable resistors: one pass over the vector.
+        est *= self._lr
+        est *= lr_scale * g_ref * g_ref
+        g -= est
         if cfg.clip:
-            g = np.clip(g, model.g_min * g_ref, model.g_max * g_ref)
+            np.clip(g, model.g_min * g_ref, model.g_max * g_ref, out=g)
         net.conductances = g
         vout = self._loss.last
         acc = float(np.mean(np.argmax(vout, axis=1) == y)) if vout is not None else float("nan")

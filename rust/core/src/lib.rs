@@ -9,6 +9,7 @@
 
 pub mod adjoint;
 pub mod compile;
+pub mod dense;
 pub mod error;
 pub mod factor;
 pub mod feasibility;

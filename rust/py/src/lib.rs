@@ -13,6 +13,8 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyTuple, PyType};
 
+mod dense;
+
 create_exception!(
     _core,
     OhmflowError,
@@ -576,6 +578,7 @@ fn parse_spice_value(token: &str) -> Option<f64> {
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyNetwork>()?;
+    m.add_class::<dense::PyDense>()?;
     m.add_function(wrap_pyfunction!(read_spice, m)?)?;
     m.add_function(wrap_pyfunction!(format_spice_value, m)?)?;
     m.add_function(wrap_pyfunction!(parse_spice_value, m)?)?;

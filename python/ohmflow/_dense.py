@@ -1,0 +1,171 @@
+"""The dense fast path of deep resistive networks (private).
+
+A :class:`~ohmflow.models.DeepResistiveNetwork` is an ordinary :class:`Network`;
+because its layers are joined by *dense* resistor matrices, its equilibrium and
+its training quantities can also be computed as matrix products in the Rust core
+(``ohmflow._core.CoreDense``; the algorithm is described in ``rust/core/src/dense.rs``):
+the same exact block coordinate descent as ``Network.solve(method="layered")``, but
+with the input drive ``X W_0`` computed once per minibatch and shared by every phase,
+and each learning rule's per-resistor sums as one product per layer. The results are
+the same as the general path's (tests/test_dense.py checks them against the direct
+sparse solver and :func:`ohmflow.learn.gradient`); only the cost differs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ._core import CoreDense, InvalidNetworkError
+
+RULES = ("ep", "centered-ep", "exact")
+"""Learning rules the dense path computes (coupled learning and GEP use the general path)."""
+
+
+class DenseDRN:
+    """Matrix view of a :class:`~ohmflow.models.DeepResistiveNetwork`.
+
+    Built from the model's current conductances; :meth:`sync` copies them again after
+    they change. ``tol`` is the block coordinate descent's stopping tolerance in volts
+    (default ``1e-12 ×`` the network's voltage scale); ``sweeps`` fixes the number of
+    sweeps per phase instead (as in Scellier's code).
+    """
+
+    def __init__(self, model: Any, *, tol: float | None = None,
+                 sweeps: int | None = None) -> None:
+        self.model = model
+        net = model.network
+        n_bias = 2 * sum(layer.size for layer in model.layers[1:]) if model.bias_voltage else 0
+        n_res = sum(w.size for w in model.weights) + n_bias
+        n_hidden = sum(layer.size for layer in model.layers[1:-1])
+        n_dio = n_hidden * (2 if model.double_diode else 1)
+        if (net.n_resistors != n_res or net.n_diodes != n_dio
+                or len(net.current_source_names) != 0):
+            raise InvalidNetworkError("the network was changed after it was built: the dense "
+                                      "path needs the DeepResistiveNetwork as built")
+        self.sizes = [int(layer.size) for layer in model.layers]
+        # Resistor index sets as slices where contiguous (the builder's layout): the
+        # weight matrices are then views of the conductance vector, not copies.
+        self._w_idx = [_as_slice(w.ravel()) for w in model.weights]
+        self._b_idx = [(_as_slice(b[0]), _as_slice(b[1])) if b.size else None
+                       for b in model.biases]
+        self.nout = model.n_classes
+        scale = max(abs(model.input_gain), abs(model.bias_voltage), *map(abs, model.clip), 1.0)
+        self.tol = 1e-12 * scale if tol is None else float(tol)
+        self.sweeps = sweeps
+        row = model.diode_model._row()
+        lower = upper = None
+        if n_hidden:
+            lower = (model.clip[0], row[0], list(row[1]))
+            if model.double_diode:
+                upper = (model.clip[1], row[0], list(row[1]))
+        self._core = CoreDense(self.sizes, *self._conductances(), float(model.bias_voltage),
+                               lower, upper)
+
+    def _conductances(self, g: np.ndarray | None = None) -> tuple[list, list, list]:
+        if g is None:
+            g = self.model.network.conductances
+        w = [np.ascontiguousarray(g[idx]).reshape(self.sizes[i], self.sizes[i + 1])
+             for i, idx in enumerate(self._w_idx)]
+        empty = np.zeros(0)
+        bp = [g[b[0]] if b is not None else empty for b in self._b_idx]
+        bn = [g[b[1]] if b is not None else empty for b in self._b_idx]
+        return w, bp, bn
+
+    def sync(self, conductances: np.ndarray | None = None) -> None:
+        """Copies the model's present conductances (or ``conductances``, the same
+        vector the caller is about to give the network) into the core."""
+        self._core.set_conductances(*self._conductances(conductances))
+
+    # ------------------------------------------------------------ phases
+    def _relax_kw(self, threads: int | None) -> dict:
+        if self.sweeps is not None:
+            return {"max_sweeps": int(self.sweeps), "fixed": True, "threads": threads}
+        return {"tol": self.tol, "threads": threads}
+
+    def zeros(self, batch: int) -> list[np.ndarray]:
+        return [np.zeros((batch, n)) for n in self.sizes[1:]]
+
+    def relax(self, d1: np.ndarray, states: list, injections: np.ndarray | None = None, *,
+              threads: int | None = None) -> list[np.ndarray]:
+        out, _ = self._core.relax(d1, states, injections, **self._relax_kw(threads))
+        return out
+
+    def readout(self, states: list) -> np.ndarray:
+        v = states[-1]
+        n = self.nout
+        return v[:, :n] - v[:, n:] if self.model.differential else v
+
+    def _injections(self, cur: np.ndarray) -> np.ndarray:
+        return np.concatenate([cur, -cur], axis=1) if self.model.differential else cur
+
+    def solve(self, inputs: np.ndarray, *, threads: int | None = None) -> list[np.ndarray]:
+        """Free-layer voltages (one array per free layer) for input voltages."""
+        x = np.ascontiguousarray(inputs, dtype=float)
+        d1 = self._core.drive(x, threads=threads)
+        return self.relax(d1, self.zeros(x.shape[0]), threads=threads)
+
+    def node_voltages(self, inputs: np.ndarray, states: list) -> np.ndarray:
+        """The full (batch, n_nodes) voltage array of the general path, from states."""
+        net = self.model.network
+        v = np.zeros((inputs.shape[0], net.n_nodes))
+        v[:, net.voltage_source_nodes] = net.voltage_source_values
+        v[:, net.input_nodes] = inputs
+        for layer, s in zip(self.model.layers[1:], states):
+            v[:, layer] = s
+        return v
+
+    # ------------------------------------------------------------ gradients
+    def gradient(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
+                 beta: float, *, threads: int | None = None) -> tuple[np.ndarray, float,
+                                                                        np.ndarray]:
+        """(dC/dg for every resistor, mean loss, output scores) at the free equilibrium,
+        computed as :func:`ohmflow.learn.gradient` does for ``rule``."""
+        if rule not in RULES:
+            raise InvalidNetworkError(f"the dense path computes rules {RULES}, not {rule!r}")
+        x = np.ascontiguousarray(inputs, dtype=float)
+        batch = x.shape[0]
+        core = self._core
+        d1 = core.drive(x, threads=threads)
+        free = self.relax(d1, self.zeros(batch), threads=threads)
+        vout = self.readout(free)
+        c, dc = loss(vout, np.asarray(targets, dtype=float))
+        dc = np.asarray(dc, dtype=float).reshape(batch, self.nout)
+        vb = float(self.model.bias_voltage)
+        if rule == "exact":
+            lam, _ = core.adjoint(free, np.ascontiguousarray(self._injections(dc)),
+                                  **self._relax_kw(threads))
+            w, b = core.branch_products(None, lam, (0.0, 0.0), x, free, (vb, -vb),
+                                        threads=threads)
+            scale = -1.0 / batch
+        else:
+            if rule == "ep":
+                a, bphase = self.relax(d1, free, self._injections(-beta * dc),
+                                       threads=threads), free
+                scale = 1.0 / (2 * beta * batch)
+            else:
+                a = self.relax(d1, free, self._injections(-beta * dc), threads=threads)
+                bphase = self.relax(d1, free, self._injections(beta * dc), threads=threads)
+                scale = 1.0 / (4 * beta * batch)
+            diff = [p - q for p, q in zip(a, bphase)]
+            total = [p + q for p, q in zip(a, bphase)]
+            w, b = core.branch_products(None, diff, (0.0, 0.0), 2.0 * x, total,
+                                        (2 * vb, -2 * vb), threads=threads)
+        est = np.zeros(self.model.network.n_resistors)
+        for idx, gl in zip(self._w_idx, w):
+            est[idx] = gl.ravel()
+        for idx, (bp, bn) in zip(self._b_idx, b):
+            if idx is not None:
+                est[idx[0]] = bp
+                est[idx[1]] = bn
+        est *= scale
+        return est, float(np.mean(c)), vout
+
+
+def _as_slice(idx: np.ndarray) -> Any:
+    """``idx`` as a slice if it is a contiguous increasing range, else itself."""
+    idx = np.asarray(idx).ravel()
+    if idx.size and idx[-1] - idx[0] == idx.size - 1 and np.all(np.diff(idx) == 1):
+        return slice(int(idx[0]), int(idx[-1]) + 1)
+    return idx

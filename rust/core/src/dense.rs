@@ -1,0 +1,816 @@
+//! Dense layered networks in matrix form: exact block coordinate descent and the
+//! training quantities of deep resistive networks (Scellier 2024), batched over
+//! samples as matrix products.
+//!
+//! A [`DenseLayers`] is a layered network whose successive layers are joined by
+//! dense resistor matrices: layer 0 holds clamped inputs (voltage sources), layers
+//! `1..L` are free; each free node may have resistors to two bias sources (at
+//! `+bias_voltage` and `−bias_voltage`) and each *hidden* node (layers `1..L−1`)
+//! a diode from a source at `lower.0` (anode) to the node and / or from the node to
+//! a source at `upper.0`. This is exactly the circuit `ohmflow.models` builds; the
+//! general sparse path ([`crate::layered`]) solves the same equations node by node,
+//! here the same exact block coordinate descent runs as dense products:
+//!
+//! ```text
+//! T_l = V_{l−1} W_{l−1} + V_{l+1} W_lᵀ + g⁺_l V_b − g⁻_l V_b (+ injections)
+//! s_l = colsum W_{l−1} + rowsum W_l + g⁺_l + g⁻_l
+//! V_l = argmin of the node's convex 1-D problem: clip(T_l / s_l) for ideal diodes
+//! ```
+//!
+//! updating the odd layers, then the even ones (each class is independent given the
+//! other), which decreases the co-content monotonically to the unique equilibrium.
+//! The input drive `X W_0` is the same in every sweep and in every phase of a
+//! training step: [`drive`] computes it once.
+//!
+//! [`branch_products`] gives, for every resistor, `Σ_s (p_i − p_j)(q_i − q_j)` over
+//! the samples of two node fields P and Q: with P = V^β − V⁰, Q = V^β + V⁰ it is the
+//! equilibrium-propagation estimate `Σ_s [(Δv^β)² − (Δv⁰)²]` without the
+//! cancellation of squaring twice; with P = λ (adjoint), Q = V it is the exact
+//! gradient. Each costs one product per weight layer.
+//!
+//! Storage: every field is sample-major (`batch × n_l`, row-major); weights are
+//! row-major `n_l × n_{l+1}` (the layout of `DeepResistiveNetwork.weights`).
+
+use crate::error::{Error, Result};
+use crate::factor::{with_threads, Parallelism};
+use crate::network::DiodeModel;
+use faer::linalg::matmul::matmul;
+use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
+
+/// A diode on every hidden node: the voltage of its fixed end and its model.
+#[derive(Debug, Clone, Copy)]
+pub struct HiddenDiode {
+    /// Voltage of the source at the diode's other end.
+    pub source: f64,
+    /// The diode model.
+    pub model: DiodeModel,
+}
+
+/// A layered network with dense weight matrices (see the module docs).
+#[derive(Debug, Clone, Copy)]
+pub struct DenseLayers<'a> {
+    /// Layer sizes `n_0` (clamped inputs), `n_1 … n_L` (free).
+    pub sizes: &'a [usize],
+    /// `W_l`, row-major `n_l × n_{l+1}`, for `l = 0 … L−1`.
+    pub weights: &'a [&'a [f64]],
+    /// Conductances to the `+bias_voltage` source, per free layer (each empty or `n_l`).
+    pub bias_pos: &'a [&'a [f64]],
+    /// Conductances to the `−bias_voltage` source, per free layer (each empty or `n_l`).
+    pub bias_neg: &'a [&'a [f64]],
+    /// Voltage of the bias sources (`+` and `−`).
+    pub bias_voltage: f64,
+    /// Diode from a source (anode) to each hidden node: bounds it from below.
+    pub lower: Option<HiddenDiode>,
+    /// Diode from each hidden node to a source (cathode): bounds it from above.
+    pub upper: Option<HiddenDiode>,
+}
+
+fn invalid(msg: String) -> Error {
+    Error::InvalidInput(msg)
+}
+
+impl DenseLayers<'_> {
+    /// Number of free layers `L`.
+    pub fn n_free_layers(&self) -> usize {
+        self.sizes.len().saturating_sub(1)
+    }
+
+    /// Checks shapes and values (conductances finite and > 0, models valid).
+    pub fn validate(&self) -> Result<()> {
+        let l = self.n_free_layers();
+        if l == 0 || self.sizes.contains(&0) {
+            return Err(invalid(format!(
+                "dense layers need >= 2 non-empty layers, got sizes {:?}",
+                self.sizes
+            )));
+        }
+        if self.weights.len() != l || self.bias_pos.len() != l || self.bias_neg.len() != l {
+            return Err(invalid(format!(
+                "{l} weight layers expected: got {} weight matrices, {} and {} bias vectors",
+                self.weights.len(),
+                self.bias_pos.len(),
+                self.bias_neg.len()
+            )));
+        }
+        for (i, w) in self.weights.iter().enumerate() {
+            let want = self.sizes[i] * self.sizes[i + 1];
+            if w.len() != want {
+                return Err(invalid(format!(
+                    "weight matrix {i}: {} entries, expected {} x {} = {want}",
+                    w.len(),
+                    self.sizes[i],
+                    self.sizes[i + 1]
+                )));
+            }
+            if let Some(k) = w.iter().position(|g| !(g.is_finite() && *g > 0.0)) {
+                return Err(invalid(format!(
+                    "weight matrix {i}: conductance {} at entry {k} must be finite and > 0",
+                    w[k]
+                )));
+            }
+        }
+        for (i, (p, n)) in self.bias_pos.iter().zip(self.bias_neg).enumerate() {
+            for b in [p, n] {
+                if !b.is_empty() && b.len() != self.sizes[i + 1] {
+                    return Err(invalid(format!(
+                        "bias conductances of layer {}: {} entries, expected {}",
+                        i + 1,
+                        b.len(),
+                        self.sizes[i + 1]
+                    )));
+                }
+                if let Some(k) = b.iter().position(|g| !(g.is_finite() && *g > 0.0)) {
+                    return Err(invalid(format!(
+                        "bias conductance {} of layer {} at entry {k} must be finite and > 0",
+                        b[k],
+                        i + 1
+                    )));
+                }
+            }
+        }
+        if !self.bias_voltage.is_finite() {
+            return Err(invalid("bias voltage must be finite".into()));
+        }
+        for d in self.lower.iter().chain(&self.upper) {
+            if !d.source.is_finite() {
+                return Err(invalid("diode source voltage must be finite".into()));
+            }
+            d.model.validate()?;
+        }
+        Ok(())
+    }
+
+    /// Total conductance at each node of free layer `l` (1-based), and its bias drive
+    /// `(g⁺ − g⁻) V_b`.
+    fn node_sums(&self, l: usize) -> (Vec<f64>, Vec<f64>) {
+        let n = self.sizes[l];
+        let mut s = vec![0.0; n];
+        let w_in = self.weights[l - 1];
+        for row in w_in.chunks_exact(n) {
+            for (sj, &g) in s.iter_mut().zip(row) {
+                *sj += g;
+            }
+        }
+        if l < self.n_free_layers() {
+            let m = self.sizes[l + 1];
+            for (sj, row) in s.iter_mut().zip(self.weights[l].chunks_exact(m)) {
+                *sj += row.iter().sum::<f64>();
+            }
+        }
+        let mut b = vec![0.0; n];
+        let (p, q) = (self.bias_pos[l - 1], self.bias_neg[l - 1]);
+        if !p.is_empty() {
+            for ((sj, bj), &g) in s.iter_mut().zip(b.iter_mut()).zip(p) {
+                *sj += g;
+                *bj += g * self.bias_voltage;
+            }
+        }
+        if !q.is_empty() {
+            for ((sj, bj), &g) in s.iter_mut().zip(b.iter_mut()).zip(q) {
+                *sj += g;
+                *bj -= g * self.bias_voltage;
+            }
+        }
+        (s, b)
+    }
+}
+
+fn rows<'a>(x: &'a [f64], r: usize, c: usize) -> MatRef<'a, f64> {
+    MatRef::from_row_major_slice(x, r, c)
+}
+
+fn rows_mut<'a>(x: &'a mut [f64], r: usize, c: usize) -> MatMut<'a, f64> {
+    MatMut::from_row_major_slice_mut(x, r, c)
+}
+
+fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
+    if got != want {
+        return Err(invalid(format!("{what}: {got} values, expected {want}")));
+    }
+    Ok(())
+}
+
+/// The input drive of the first free layer, `X W_0` (`batch × n_1`), for inputs
+/// `x` (`batch × n_0`).
+pub fn drive(net: &DenseLayers, x: &[f64], batch: usize, par: Parallelism) -> Result<Vec<f64>> {
+    net.validate()?;
+    let (n0, n1) = (net.sizes[0], net.sizes[1]);
+    check_len("inputs", x.len(), batch * n0)?;
+    if let Some(k) = x.iter().position(|v| !v.is_finite()) {
+        return Err(invalid(format!(
+            "input value {} at {k} is not finite",
+            x[k]
+        )));
+    }
+    let mut d = vec![0.0; batch * n1];
+    with_threads(par, || {
+        matmul(
+            rows_mut(&mut d, batch, n1),
+            Accum::Replace,
+            rows(x, batch, n0),
+            rows(net.weights[0], n0, n1),
+            1.0,
+            par.faer(),
+        );
+        Ok(())
+    })?;
+    Ok(d)
+}
+
+/// Options of [`relax`].
+#[derive(Debug, Clone, Copy)]
+pub struct RelaxOptions {
+    /// Stop when no voltage moved more than this in a sweep (volts)...
+    pub tol: f64,
+    /// ...or after this many sweeps.
+    pub max_sweeps: usize,
+    /// With `true`, run exactly `max_sweeps` sweeps (no tolerance check, no error).
+    pub fixed: bool,
+}
+
+impl Default for RelaxOptions {
+    fn default() -> Self {
+        RelaxOptions {
+            tol: 1e-12,
+            max_sweeps: 10_000,
+            fixed: false,
+        }
+    }
+}
+
+/// Current into a hidden node through its diodes, and its derivative in the node
+/// voltage `v` (the derivative of the current *leaving* is the negative).
+#[inline]
+fn diode_current_in(net: &DenseLayers, v: f64) -> (f64, f64) {
+    let (mut i, mut g) = (0.0, 0.0);
+    if let Some(d) = net.lower {
+        let (id, gd) = d.model.law(d.source - v);
+        i += id;
+        g -= gd;
+    }
+    if let Some(d) = net.upper {
+        let (id, gd) = d.model.law(v - d.source);
+        i -= id;
+        g -= gd;
+    }
+    (i, g)
+}
+
+/// Bounds that ideal diodes put on a hidden node.
+fn ideal_bounds(net: &DenseLayers) -> (f64, f64) {
+    let mut lo = f64::NEG_INFINITY;
+    let mut hi = f64::INFINITY;
+    if let Some(HiddenDiode {
+        source,
+        model: DiodeModel::Ideal { v_on },
+    }) = net.lower
+    {
+        lo = source - v_on;
+    }
+    if let Some(HiddenDiode {
+        source,
+        model: DiodeModel::Ideal { v_on },
+    }) = net.upper
+    {
+        hi = source + v_on;
+    }
+    (lo, hi)
+}
+
+fn smooth_diodes(net: &DenseLayers) -> bool {
+    net.lower
+        .iter()
+        .chain(&net.upper)
+        .any(|d| !matches!(d.model, DiodeModel::Ideal { .. }))
+}
+
+/// Root of `s v − t − i_in(v) = 0` (increasing in `v`) on `[lo, hi]`, by Newton
+/// safeguarded with bisection, starting near `v0`.
+fn node_root(net: &DenseLayers, s: f64, t: f64, lo: f64, hi: f64, v0: f64) -> f64 {
+    let f = |v: f64| {
+        let (i, g) = diode_current_in(net, v);
+        let r = s * v - t - i;
+        (if r.is_nan() { f64::INFINITY } else { r }, s - g)
+    };
+    if lo.is_finite() && f(lo).0 >= 0.0 {
+        return lo;
+    }
+    if hi.is_finite() && f(hi).0 <= 0.0 {
+        return hi;
+    }
+    let mut x = if v0.is_finite() {
+        v0.clamp(lo, hi)
+    } else {
+        (t / s).clamp(lo, hi)
+    };
+    let (fx, _) = f(x);
+    if fx == 0.0 {
+        return x;
+    }
+    // Bracket: step away from x in the downhill direction, doubling.
+    let (mut a, mut b);
+    let mut step = 0.05;
+    if fx < 0.0 {
+        a = x;
+        loop {
+            let y = (x + step).min(hi);
+            if f(y).0 >= 0.0 {
+                b = y;
+                break;
+            }
+            a = y;
+            step *= 2.0;
+        }
+    } else {
+        b = x;
+        loop {
+            let y = (x - step).max(lo);
+            if f(y).0 <= 0.0 {
+                a = y;
+                break;
+            }
+            b = y;
+            step *= 2.0;
+        }
+    }
+    x = 0.5 * (a + b);
+    for _ in 0..200 {
+        let (fx, dfx) = f(x);
+        if fx == 0.0 {
+            return x;
+        }
+        if fx < 0.0 {
+            a = x;
+        } else {
+            b = x;
+        }
+        let newton = x - fx / dfx;
+        let next = if dfx > 0.0 && newton > a && newton < b {
+            newton
+        } else {
+            0.5 * (a + b)
+        };
+        let scale = x.abs().max(1e-30);
+        if (next - x).abs() <= 2.0 * f64::EPSILON * scale || b - a <= 4.0 * f64::EPSILON * scale {
+            return next;
+        }
+        x = next;
+    }
+    x
+}
+
+/// Per-node constants of the free layers: total conductance `s`, its inverse, and
+/// the bias drive `(g⁺ − g⁻) V_b`. They change only with the conductances, so
+/// callers that relax many batches compute them once ([`Sums::new`]).
+#[derive(Debug, Clone)]
+pub struct Sums {
+    s: Vec<Vec<f64>>,
+    inv: Vec<Vec<f64>>,
+    bias: Vec<Vec<f64>>,
+}
+
+impl Sums {
+    fn check(&self, net: &DenseLayers) -> Result<()> {
+        let ok = self.s.len() == net.n_free_layers()
+            && self
+                .s
+                .iter()
+                .enumerate()
+                .all(|(l, s)| s.len() == net.sizes[l + 1]);
+        if !ok {
+            return Err(invalid("node sums computed for another network".into()));
+        }
+        Ok(())
+    }
+
+    /// The constants of `net` (validated first).
+    pub fn new(net: &DenseLayers) -> Result<Self> {
+        net.validate()?;
+        let nl = net.n_free_layers();
+        let (mut s, mut inv, mut bias) = (Vec::new(), Vec::new(), Vec::new());
+        for l in 1..=nl {
+            let (sl, bl) = net.node_sums(l);
+            inv.push(sl.iter().map(|x| 1.0 / x).collect());
+            s.push(sl);
+            bias.push(bl);
+        }
+        Ok(Sums { s, inv, bias })
+    }
+}
+
+/// The coupling of free layer `l` to its free neighbours:
+/// `V_{l−1} W_{l−1}` (for `l ≥ 2`) `+ V_{l+1} W_lᵀ` (for `l < L`); `None` if neither.
+fn coupling(
+    net: &DenseLayers,
+    l: usize,
+    states: &[Vec<f64>],
+    batch: usize,
+    buf: &mut Vec<f64>,
+    par: Par,
+) -> bool {
+    let n = net.sizes[l];
+    let nl = net.n_free_layers();
+    if l == 1 && nl == 1 {
+        return false;
+    }
+    buf.resize(batch * n, 0.0);
+    let mut accum = Accum::Replace;
+    if l >= 2 {
+        let m = net.sizes[l - 1];
+        matmul(
+            rows_mut(buf, batch, n),
+            accum,
+            rows(&states[l - 2], batch, m),
+            rows(net.weights[l - 1], m, n),
+            1.0,
+            par,
+        );
+        accum = Accum::Add;
+    }
+    if l < nl {
+        let m = net.sizes[l + 1];
+        matmul(
+            rows_mut(buf, batch, n),
+            accum,
+            rows(&states[l], batch, m),
+            rows(net.weights[l], n, m).transpose(),
+            1.0,
+            par,
+        );
+    }
+    true
+}
+
+/// One sweep over both colour classes. `node(l, k, j, t, v) -> new v` solves node
+/// `j` of layer `l` (entry `k` of the layer's `batch × n_l` array) for its drive `t` (coupling + the fixed part `fixed(l)`, per
+/// sample row, plus `inj` on the last layer). Returns the largest change.
+#[allow(clippy::too_many_arguments)]
+fn sweep_once<'f>(
+    net: &DenseLayers,
+    states: &mut [Vec<f64>],
+    fixed: &(dyn Fn(usize, usize) -> Option<&'f [f64]> + Sync),
+    bias: &[Vec<f64>],
+    inj: Option<&[f64]>,
+    batch: usize,
+    buf: &mut Vec<f64>,
+    par: Par,
+    node: &(dyn Fn(usize, usize, usize, f64, f64) -> f64 + Sync),
+) -> f64 {
+    let nl = net.n_free_layers();
+    let mut change = 0.0f64;
+    for parity in [1usize, 0] {
+        for l in (1..=nl).filter(|l| l % 2 == parity) {
+            let n = net.sizes[l];
+            let coupled = coupling(net, l, states, batch, buf, par);
+            let cbuf: &[f64] = buf;
+            let b = &bias[l - 1];
+            let inj = if l == nl { inj } else { None };
+            let moved = states[l - 1]
+                .par_chunks_mut(n)
+                .enumerate()
+                .map(|(si, v)| {
+                    let mut moved = 0.0f64;
+                    let f = fixed(l, si);
+                    for j in 0..n {
+                        let mut t = b[j];
+                        if coupled {
+                            t += cbuf[si * n + j];
+                        }
+                        if let Some(f) = f {
+                            t += f[j];
+                        }
+                        if let Some(inj) = inj {
+                            t += inj[si * n + j];
+                        }
+                        let x = node(l, si * n + j, j, t, v[j]);
+                        let d = (x - v[j]).abs();
+                        moved = if d > moved || d.is_nan() { d } else { moved };
+                        v[j] = x;
+                    }
+                    moved
+                })
+                .reduce(|| 0.0, |a, b| if b > a || b.is_nan() { b } else { a });
+            change = if moved > change || moved.is_nan() {
+                moved
+            } else {
+                change
+            };
+        }
+    }
+    change
+}
+
+fn check_states(net: &DenseLayers, states: &[Vec<f64>], batch: usize, what: &str) -> Result<()> {
+    let nl = net.n_free_layers();
+    if states.len() != nl {
+        return Err(invalid(format!(
+            "{} {what} arrays for {nl} free layers",
+            states.len()
+        )));
+    }
+    for (l, s) in states.iter().enumerate() {
+        check_len(
+            &format!("{what} of layer {}", l + 1),
+            s.len(),
+            batch * net.sizes[l + 1],
+        )?;
+    }
+    Ok(())
+}
+
+/// Sweeps until `change <= tol` (or exactly `max_sweeps` with `fixed`).
+fn iterate(opts: RelaxOptions, what: &str, mut sweep: impl FnMut() -> f64) -> Result<usize> {
+    let mut sweeps = 0;
+    loop {
+        let change = sweep();
+        sweeps += 1;
+        if !change.is_finite() {
+            return Err(Error::Convergence {
+                iterations: sweeps,
+                residual: change,
+                detail: format!("{what}: non-finite voltages"),
+            });
+        }
+        if opts.fixed {
+            if sweeps >= opts.max_sweeps {
+                return Ok(sweeps);
+            }
+        } else if change <= opts.tol {
+            return Ok(sweeps);
+        } else if sweeps >= opts.max_sweeps {
+            return Err(Error::Convergence {
+                iterations: sweeps,
+                residual: change,
+                detail: format!("{what}: voltage change per sweep"),
+            });
+        }
+    }
+}
+
+/// Exact block coordinate descent to equilibrium.
+///
+/// `d1` is [`drive`]'s `X W_0`; `states[l−1]` holds free layer `l`'s voltages
+/// (`batch × n_l`) and is both the warm start and the result; `inj` are currents
+/// injected into the last layer's nodes (`batch × n_L`, e.g. EP's nudging); `sums`
+/// are the network's [`Sums`]. Returns the number of sweeps. With `fixed`, exactly
+/// `max_sweeps` sweeps run; otherwise a [`Error::Convergence`] is returned if the
+/// voltages still move more than `tol` after `max_sweeps`.
+#[allow(clippy::too_many_arguments)]
+pub fn relax(
+    net: &DenseLayers,
+    sums: &Sums,
+    d1: &[f64],
+    states: &mut [Vec<f64>],
+    inj: Option<&[f64]>,
+    batch: usize,
+    opts: RelaxOptions,
+    par: Parallelism,
+) -> Result<usize> {
+    sums.check(net)?;
+    let nl = net.n_free_layers();
+    check_len("layer-1 drive", d1.len(), batch * net.sizes[1])?;
+    check_states(net, states, batch, "state")?;
+    if let Some(inj) = inj {
+        check_len("injections", inj.len(), batch * net.sizes[nl])?;
+        if inj.iter().any(|v| !v.is_finite()) {
+            return Err(invalid("injected currents must be finite".into()));
+        }
+    }
+    let (lo, hi) = ideal_bounds(net);
+    if lo > hi {
+        return Err(Error::Infeasible {
+            diodes: vec![],
+            detail: format!("ideal diodes bound every hidden node to [{lo}, {hi}]: empty"),
+        });
+    }
+    let smooth = smooth_diodes(net);
+    let n1 = net.sizes[1];
+    let fixed = |l: usize, si: usize| (l == 1).then(|| &d1[si * n1..(si + 1) * n1]);
+    let node = |l: usize, _k: usize, j: usize, t: f64, v: f64| -> f64 {
+        if l == nl {
+            t * sums.inv[l - 1][j]
+        } else if smooth {
+            node_root(net, sums.s[l - 1][j], t, lo, hi, v)
+        } else {
+            (t * sums.inv[l - 1][j]).max(lo).min(hi)
+        }
+    };
+    let fpar = par.faer();
+    let mut buf = Vec::new();
+    with_threads(par, || {
+        iterate(opts, "dense block coordinate descent", || {
+            sweep_once(
+                net, states, &fixed, &sums.bias, inj, batch, &mut buf, fpar, &node,
+            )
+        })
+    })
+}
+
+/// Adjoint of the equilibrium for a cost with gradient `rhs` (`batch × n_L`) at
+/// the last layer's nodes: solves the network linearized at `states` (resistors;
+/// smooth diodes by their incremental conductance; a hidden node held by an ideal
+/// diode is clamped, λ = 0) with the currents `rhs` injected, by the same block
+/// coordinate descent. Returns λ per free layer (`batch × n_l`) and the sweeps.
+pub fn adjoint(
+    net: &DenseLayers,
+    sums: &Sums,
+    states: &[Vec<f64>],
+    rhs: &[f64],
+    batch: usize,
+    opts: RelaxOptions,
+    par: Parallelism,
+) -> Result<(Vec<Vec<f64>>, usize)> {
+    sums.check(net)?;
+    let nl = net.n_free_layers();
+    check_len("adjoint right-hand side", rhs.len(), batch * net.sizes[nl])?;
+    check_states(net, states, batch, "state")?;
+    let (lo, hi) = ideal_bounds(net);
+    let smooth = smooth_diodes(net);
+    // Diagonal of the linearized network per hidden entry: 0 where clamped.
+    let inv_diag: Vec<Vec<f64>> = (1..=nl)
+        .map(|l| {
+            let n = net.sizes[l];
+            let (s, inv) = (&sums.s[l - 1], &sums.inv[l - 1]);
+            states[l - 1]
+                .par_chunks(n)
+                .flat_map_iter(|v| {
+                    (0..n).map(move |j| {
+                        if l == nl {
+                            inv[j]
+                        } else if v[j] <= lo || v[j] >= hi {
+                            0.0
+                        } else if smooth {
+                            1.0 / (s[j] - diode_current_in(net, v[j]).1)
+                        } else {
+                            inv[j]
+                        }
+                    })
+                })
+                .collect()
+        })
+        .collect();
+    let mut lam: Vec<Vec<f64>> = (1..=nl).map(|l| vec![0.0; batch * net.sizes[l]]).collect();
+    let zero_bias: Vec<Vec<f64>> = (1..=nl).map(|l| vec![0.0; net.sizes[l]]).collect();
+    // λ_j = t_j / diag_j, the diagonal per sample (a node clamped in one sample
+    // may be free in another).
+    let node = |l: usize, k: usize, _j: usize, t: f64, _old: f64| t * inv_diag[l - 1][k];
+    let none = |_: usize, _: usize| None;
+    let fpar = par.faer();
+    let mut buf = Vec::new();
+    let sweeps = with_threads(par, || {
+        iterate(opts, "dense adjoint block coordinate descent", || {
+            sweep_once(
+                net,
+                &mut lam,
+                &none,
+                &zero_bias,
+                Some(rhs),
+                batch,
+                &mut buf,
+                fpar,
+                &node,
+            )
+        })
+    })?;
+    Ok((lam, sweeps))
+}
+
+/// A node field over a dense network: input-layer values (`batch × n_0`, or empty
+/// for zero), free-layer values, and the values at the `+` and `−` bias sources.
+#[derive(Debug, Clone, Copy)]
+pub struct Field<'a> {
+    /// Input-layer values (`batch × n_0`), or empty: all zero.
+    pub inputs: &'a [f64],
+    /// Free-layer values, `states[l−1]` of shape `batch × n_l`.
+    pub states: &'a [Vec<f64>],
+    /// Values at the `+` and `−` bias sources (the same for every sample).
+    pub bias: (f64, f64),
+}
+
+/// Per-resistor sums over the batch of `(p_i − p_j)(q_i − q_j)` for two fields P, Q.
+/// Returns, per weight layer, a row-major `n_l × n_{l+1}` matrix, and per free
+/// layer the sums for its `+` and `−` bias resistors (empty where it has none).
+#[allow(clippy::type_complexity)]
+pub fn branch_products(
+    net: &DenseLayers,
+    p: Field,
+    q: Field,
+    batch: usize,
+    par: Parallelism,
+) -> Result<(Vec<Vec<f64>>, Vec<(Vec<f64>, Vec<f64>)>)> {
+    net.validate()?;
+    let nl = net.n_free_layers();
+    for f in [&p, &q] {
+        if !f.inputs.is_empty() {
+            check_len("input field", f.inputs.len(), batch * net.sizes[0])?;
+        }
+        if f.states.len() != nl {
+            return Err(invalid(format!(
+                "{} state arrays for {nl} free layers",
+                f.states.len()
+            )));
+        }
+        for (l, s) in f.states.iter().enumerate() {
+            check_len(
+                &format!("field of layer {}", l + 1),
+                s.len(),
+                batch * net.sizes[l + 1],
+            )?;
+        }
+    }
+    let fpar = par.faer();
+    // Σ_s p_i q_i for every node of a layer (0: inputs).
+    let diag = |l: usize| -> Vec<f64> {
+        let n = net.sizes[l];
+        let (pv, qv): (&[f64], &[f64]) = if l == 0 {
+            (p.inputs, q.inputs)
+        } else {
+            (&p.states[l - 1], &q.states[l - 1])
+        };
+        let mut d = vec![0.0; n];
+        if pv.is_empty() || qv.is_empty() {
+            return d;
+        }
+        for (pr, qr) in pv.chunks_exact(n).zip(qv.chunks_exact(n)) {
+            for ((dj, &a), &b) in d.iter_mut().zip(pr).zip(qr) {
+                *dj += a * b;
+            }
+        }
+        d
+    };
+    with_threads(par, || {
+        let diags: Vec<Vec<f64>> = (0..=nl).map(diag).collect();
+        let mut weights = Vec::with_capacity(nl);
+        for l in 0..nl {
+            let (n, m) = (net.sizes[l], net.sizes[l + 1]);
+            let mut g = vec![0.0; n * m];
+            // cross = P_lᵀ Q_{l+1} + Q_lᵀ P_{l+1}; G = diag_l ⊕ diag_{l+1} − cross.
+            fn lower<'b>(f: &Field<'b>, l: usize) -> Option<&'b [f64]> {
+                if l == 0 {
+                    (!f.inputs.is_empty()).then_some(f.inputs)
+                } else {
+                    Some(&f.states[l - 1][..])
+                }
+            }
+            let mut accum = Accum::Replace;
+            if let Some(pl) = lower(&p, l) {
+                matmul(
+                    rows_mut(&mut g, n, m),
+                    accum,
+                    rows(pl, batch, n).transpose(),
+                    rows(&q.states[l], batch, m),
+                    -1.0,
+                    fpar,
+                );
+                accum = Accum::Add;
+            }
+            if let Some(ql) = lower(&q, l) {
+                matmul(
+                    rows_mut(&mut g, n, m),
+                    accum,
+                    rows(ql, batch, n).transpose(),
+                    rows(&p.states[l], batch, m),
+                    -1.0,
+                    fpar,
+                );
+            }
+            let (dl, dn) = (&diags[l], &diags[l + 1]);
+            g.par_chunks_mut(m)
+                .zip(dl.par_iter())
+                .for_each(|(row, &di)| {
+                    for (gij, &dj) in row.iter_mut().zip(dn) {
+                        *gij += di + dj;
+                    }
+                });
+            weights.push(g);
+        }
+        // Bias resistors: Σ_s (p_j − p_src)(q_j − q_src).
+        let mut biases = Vec::with_capacity(nl);
+        for l in 1..=nl {
+            let n = net.sizes[l];
+            let (pv, qv) = (&p.states[l - 1], &q.states[l - 1]);
+            let one = |present: bool, ps: f64, qs: f64| -> Vec<f64> {
+                if !present {
+                    return Vec::new();
+                }
+                let mut d = vec![0.0; n];
+                for (pr, qr) in pv.chunks_exact(n).zip(qv.chunks_exact(n)) {
+                    for ((dj, &a), &b) in d.iter_mut().zip(pr).zip(qr) {
+                        *dj += (a - ps) * (b - qs);
+                    }
+                }
+                d
+            };
+            biases.push((
+                one(!net.bias_pos[l - 1].is_empty(), p.bias.0, q.bias.0),
+                one(!net.bias_neg[l - 1].is_empty(), p.bias.1, q.bias.1),
+            ));
+        }
+        Ok((weights, biases))
+    })
+}
+
+#[cfg(test)]
+#[path = "tests/dense_tests.rs"]
+mod tests;

@@ -1,0 +1,338 @@
+#![allow(clippy::needless_range_loop)]
+use super::*;
+use crate::network::{Network, SourceValue};
+use crate::solve::{solve_batch, Method, SolveOptions};
+
+/// A small random dense network, owned.
+struct Owned {
+    sizes: Vec<usize>,
+    w: Vec<Vec<f64>>,
+    bp: Vec<Vec<f64>>,
+    bn: Vec<Vec<f64>>,
+}
+
+fn lcg(seed: &mut u64) -> f64 {
+    *seed = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    ((*seed >> 11) as f64) / ((1u64 << 53) as f64)
+}
+
+fn random(sizes: &[usize], seed: u64) -> Owned {
+    let mut s = seed;
+    let w = (0..sizes.len() - 1)
+        .map(|l| {
+            (0..sizes[l] * sizes[l + 1])
+                .map(|_| 0.1 + lcg(&mut s))
+                .collect()
+        })
+        .collect();
+    let b = |s: &mut u64| -> Vec<Vec<f64>> {
+        sizes[1..]
+            .iter()
+            .map(|&n| (0..n).map(|_| 0.1 + lcg(s)).collect())
+            .collect()
+    };
+    let bp = b(&mut s);
+    let bn = b(&mut s);
+    Owned {
+        sizes: sizes.to_vec(),
+        w,
+        bp,
+        bn,
+    }
+}
+
+const VB: f64 = 1.0;
+
+fn view<'a>(
+    o: &'a Owned,
+    w: &'a [&'a [f64]],
+    bp: &'a [&'a [f64]],
+    bn: &'a [&'a [f64]],
+    lower: Option<HiddenDiode>,
+) -> DenseLayers<'a> {
+    DenseLayers {
+        sizes: &o.sizes,
+        weights: w,
+        bias_pos: bp,
+        bias_neg: bn,
+        bias_voltage: VB,
+        lower,
+        upper: None,
+    }
+}
+
+/// The same circuit as a general `Network`: inputs are the first n_0 nodes; returns
+/// the network and the node index of every free layer's first node.
+fn as_network(o: &Owned, lower: Option<HiddenDiode>) -> (Network, Vec<usize>) {
+    let mut net = Network::new();
+    let total: usize = o.sizes.iter().sum();
+    let base = net.add_nodes(total + 3).unwrap();
+    let mut first = vec![base];
+    for l in 0..o.sizes.len() - 1 {
+        first.push(first[l] + o.sizes[l]);
+    }
+    let (vp, vn, vd) = (base + total, base + total + 1, base + total + 2);
+    for k in 0..o.sizes[0] {
+        net.add_input(base + k).unwrap();
+    }
+    net.add_voltage_source(vp, SourceValue::Fixed(VB)).unwrap();
+    net.add_voltage_source(vn, SourceValue::Fixed(-VB)).unwrap();
+    for l in 0..o.sizes.len() - 1 {
+        let (n, m) = (o.sizes[l], o.sizes[l + 1]);
+        for i in 0..n {
+            for j in 0..m {
+                net.add_resistors(&[first[l] + i], &[first[l + 1] + j], &[o.w[l][i * m + j]])
+                    .unwrap();
+            }
+        }
+        for j in 0..m {
+            net.add_resistors(&[vp], &[first[l + 1] + j], &[o.bp[l][j]])
+                .unwrap();
+            net.add_resistors(&[vn], &[first[l + 1] + j], &[o.bn[l][j]])
+                .unwrap();
+        }
+    }
+    if let Some(d) = lower {
+        net.add_voltage_source(vd, SourceValue::Fixed(d.source))
+            .unwrap();
+        for l in 1..o.sizes.len() - 1 {
+            for j in 0..o.sizes[l] {
+                net.add_diodes(&[vd], &[first[l] + j], &[d.model]).unwrap();
+            }
+        }
+    } else {
+        net.add_resistors(&[vd], &[GROUND_FOR_TEST], &[1.0])
+            .unwrap();
+    }
+    (net, first)
+}
+
+const GROUND_FOR_TEST: usize = crate::network::GROUND;
+
+fn check_against_direct(sizes: &[usize], lower: Option<HiddenDiode>, seed: u64) {
+    let o = random(sizes, seed);
+    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
+    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
+    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let net = view(&o, &w, &bp, &bn, lower);
+    let batch = 3;
+    let mut s = seed ^ 0x5a5a;
+    let x: Vec<f64> = (0..batch * sizes[0])
+        .map(|_| 4.0 * lcg(&mut s) - 2.0)
+        .collect();
+    let sums = Sums::new(&net).unwrap();
+    let d1 = drive(&net, &x, batch, Parallelism::Serial).unwrap();
+    let mut states: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; batch * n]).collect();
+    let opts = RelaxOptions {
+        tol: 1e-14,
+        ..Default::default()
+    };
+    relax(
+        &net,
+        &sums,
+        &d1,
+        &mut states,
+        None,
+        batch,
+        opts,
+        Parallelism::Serial,
+    )
+    .unwrap();
+
+    let (gnet, first) = as_network(&o, lower);
+    let sopts = SolveOptions {
+        method: Method::Direct,
+        ..Default::default()
+    };
+    let sol = solve_batch(&gnet, &x, batch, None, None, &sopts).unwrap();
+    let nn = gnet.n_nodes();
+    for si in 0..batch {
+        for l in 1..sizes.len() {
+            for j in 0..sizes[l] {
+                let a = states[l - 1][si * sizes[l] + j];
+                let b = sol.voltages[si * nn + first[l] + j];
+                assert!((a - b).abs() < 1e-10, "layer {l} node {j}: {a} vs {b}");
+            }
+        }
+    }
+}
+
+#[test]
+fn linear_dense_equals_direct_solver() {
+    check_against_direct(&[6, 5, 4], None, 1);
+    check_against_direct(&[4, 7, 5, 3, 2], None, 2);
+}
+
+#[test]
+fn ideal_and_smooth_diodes_equal_direct_solver() {
+    for model in [
+        DiodeModel::Ideal { v_on: 0.0 },
+        DiodeModel::Relu {
+            v_on: 0.1,
+            g_on: 50.0,
+        },
+        DiodeModel::Shockley {
+            i_s: 1e-14,
+            n: 1.0,
+            temperature: 300.15,
+            gmin: 1e-12,
+        },
+    ] {
+        let d = Some(HiddenDiode {
+            source: 0.05,
+            model,
+        });
+        check_against_direct(&[6, 5, 4], d, 3);
+        check_against_direct(&[4, 7, 5, 3, 2], d, 4);
+    }
+}
+
+#[test]
+fn branch_products_equal_per_edge_sums() {
+    let sizes = [4, 3, 2];
+    let o = random(&sizes, 9);
+    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
+    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
+    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let net = view(&o, &w, &bp, &bn, None);
+    let batch = 2;
+    let mut s = 77u64;
+    let mut field = |n: usize| -> Vec<f64> { (0..n).map(|_| lcg(&mut s) - 0.5).collect() };
+    let (pi, qi) = (field(batch * 4), field(batch * 4));
+    let ps = vec![field(batch * 3), field(batch * 2)];
+    let qs = vec![field(batch * 3), field(batch * 2)];
+    let p = Field {
+        inputs: &pi,
+        states: &ps,
+        bias: (0.3, -0.2),
+    };
+    let q = Field {
+        inputs: &qi,
+        states: &qs,
+        bias: (1.0, -1.0),
+    };
+    let (gw, gb) = branch_products(&net, p, q, batch, Parallelism::Serial).unwrap();
+    let val = |f: &Field, l: usize, si: usize, i: usize| -> f64 {
+        if l == 0 {
+            f.inputs[si * sizes[0] + i]
+        } else {
+            f.states[l - 1][si * sizes[l] + i]
+        }
+    };
+    for l in 0..2 {
+        for i in 0..sizes[l] {
+            for j in 0..sizes[l + 1] {
+                let want: f64 = (0..batch)
+                    .map(|si| {
+                        (val(&p, l, si, i) - val(&p, l + 1, si, j))
+                            * (val(&q, l, si, i) - val(&q, l + 1, si, j))
+                    })
+                    .sum();
+                let got = gw[l][i * sizes[l + 1] + j];
+                assert!((want - got).abs() < 1e-14, "{want} vs {got}");
+            }
+        }
+        for j in 0..sizes[l + 1] {
+            let want: f64 = (0..batch)
+                .map(|si| (val(&p, l + 1, si, j) - 0.3) * (val(&q, l + 1, si, j) - 1.0))
+                .sum();
+            assert!((want - gb[l].0[j]).abs() < 1e-14);
+        }
+    }
+}
+
+#[test]
+fn adjoint_gives_the_derivative_of_a_linear_readout() {
+    // C = Σ_s c · v_L(s): dC/dg_e = −Σ_s Δλ_e Δv_e, checked by finite differences.
+    let sizes = [4, 5, 3];
+    let d = Some(HiddenDiode {
+        source: 0.0,
+        model: DiodeModel::Ideal { v_on: 0.0 },
+    });
+    let batch = 2;
+    let mut s = 5u64;
+    let x: Vec<f64> = (0..batch * 4).map(|_| 4.0 * lcg(&mut s) - 2.0).collect();
+    let c: Vec<f64> = (0..batch * 3).map(|_| lcg(&mut s) - 0.5).collect();
+    let cost = |o: &Owned| -> (f64, Vec<Vec<f64>>) {
+        let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
+        let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
+        let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+        let net = view(o, &w, &bp, &bn, d);
+        let sums = Sums::new(&net).unwrap();
+        let d1 = drive(&net, &x, batch, Parallelism::Serial).unwrap();
+        let mut st: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; batch * n]).collect();
+        let opts = RelaxOptions {
+            tol: 1e-15,
+            ..Default::default()
+        };
+        relax(
+            &net,
+            &sums,
+            &d1,
+            &mut st,
+            None,
+            batch,
+            opts,
+            Parallelism::Serial,
+        )
+        .unwrap();
+        let cval = st[1].iter().zip(&c).map(|(v, c)| v * c).sum();
+        let (lam, _) = adjoint(&net, &sums, &st, &c, batch, opts, Parallelism::Serial).unwrap();
+        let p = Field {
+            inputs: &[],
+            states: &lam,
+            bias: (0.0, 0.0),
+        };
+        let q = Field {
+            inputs: &x,
+            states: &st,
+            bias: (VB, -VB),
+        };
+        let (gw, _) = branch_products(&net, p, q, batch, Parallelism::Serial).unwrap();
+        (
+            cval,
+            gw.into_iter()
+                .map(|g| g.into_iter().map(|v| -v).collect())
+                .collect(),
+        )
+    };
+    let o = random(&sizes, 11);
+    let (_, grad) = cost(&o);
+    let h = 1e-6;
+    for (l, k) in [(0usize, 3usize), (0, 17), (1, 4), (1, 14)] {
+        let mut op = random(&sizes, 11);
+        op.w[l][k] += h;
+        let mut om = random(&sizes, 11);
+        om.w[l][k] -= h;
+        let fd = (cost(&op).0 - cost(&om).0) / (2.0 * h);
+        assert!(
+            (fd - grad[l][k]).abs() < 1e-7 * (1.0 + fd.abs()),
+            "{fd} vs {}",
+            grad[l][k]
+        );
+    }
+}
+
+#[test]
+fn bad_shapes_and_values_are_errors() {
+    let o = random(&[4, 3, 2], 1);
+    let mut w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
+    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
+    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let bad = vec![-1.0; 6];
+    w[1] = &bad;
+    let net = view(&o, &w, &bp, &bn, None);
+    assert!(matches!(Sums::new(&net), Err(Error::InvalidInput(_))));
+    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
+    let net = view(&o, &w, &bp, &bn, None);
+    assert!(matches!(
+        drive(&net, &[0.0; 7], 2, Parallelism::Serial),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        drive(&net, &[f64::NAN; 8], 2, Parallelism::Serial),
+        Err(Error::InvalidInput(_))
+    ));
+}

@@ -1,0 +1,117 @@
+"""The dense fast path of deep resistive networks (ohmflow._dense, rust/core/src/dense.rs)
+against the general sparse path: the direct solver's equilibrium and
+ohmflow.learn.gradient's estimates, on random DRNs of every diode kind."""
+
+import numpy as np
+import ohmflow as of
+import pytest
+from ohmflow import learn
+from ohmflow._dense import DenseDRN
+
+CASES = [
+    dict(),
+    dict(outputs="differential"),
+    dict(diode="shockley"),
+    dict(diode="relu", double_diode=True, clip=(-0.2, 0.4)),
+    dict(double_diode=True, clip=(0.0, 0.3)),
+    dict(bias_voltage=0.0),
+]
+SIZES = [(16, 12, 4), (16, 12, 8, 4), (10, 9, 7, 6, 3)]
+
+
+def _model(sizes, kw, seed=1):
+    return of.models.DeepResistiveNetwork(sizes, seed=seed, **kw)
+
+
+@pytest.mark.parametrize("kw", CASES)
+@pytest.mark.parametrize("sizes", SIZES)
+def test_equilibrium_matches_direct_solver(sizes, kw):
+    m = _model(sizes, kw)
+    rng = np.random.default_rng(3)
+    xin = m.input_voltages(rng.uniform(0, 1, (5, sizes[0] // 2)))
+    d = DenseDRN(m)
+    v = d.node_voltages(xin, d.solve(xin))
+    ref = m.network.solve(xin, method="direct").voltages
+    scale = np.abs(ref).max()
+    assert np.abs(v - ref).max() <= 1e-9 * scale
+    # Kirchhoff at every free node of the dense answer (general path's residual).
+    sol = m.network.solve(xin, method="direct", warm_start=None)
+    assert np.all(np.asarray(sol.kcl_residual) < 1e-9)
+
+
+@pytest.mark.parametrize("kw", CASES)
+@pytest.mark.parametrize("rule", ["exact", "ep", "centered-ep"])
+def test_gradients_match_general_path(rule, kw):
+    sizes = (16, 12, 8, 4)
+    m = _model(sizes, kw, seed=2)
+    rng = np.random.default_rng(4)
+    xin = m.input_voltages(rng.uniform(0, 1, (6, 8)))
+    t = rng.uniform(0, 1, (6, m.n_classes))
+    beta = m.g_ref
+    d = DenseDRN(m, tol=1e-14)
+    est, c, vout = d.gradient(xin, t, rule, learn.SquaredError(), beta)
+    ref, c_ref = learn.gradient(m.network, t, method=rule, outputs=m.output_nodes,
+                                inputs=xin, beta=beta, return_loss=True, solver="direct")
+    # Both compute the same estimate from two independent solvers. The exact rule
+    # agrees to rounding; EP divides differences of two equilibria by beta, so each
+    # solver's own error (~1e-12 of the 10 V scale, direct solver) reaches the
+    # estimate amplified by ~V/beta: 1e-7 of the gradient scale is ~30x that bound.
+    tol = 1e-10 if rule == "exact" else 1e-7
+    assert np.abs(est - ref).max() <= tol * np.abs(ref).max()
+    assert abs(c - c_ref) <= 1e-9 * abs(c_ref)
+    assert np.allclose(vout, m.output_voltages(
+        m.network.solve(xin, method="direct").voltages), rtol=0, atol=1e-9)
+
+
+def test_exact_gradient_matches_finite_differences():
+    m = _model((12, 10, 6, 4), dict(diode="shockley"), seed=5)
+    rng = np.random.default_rng(6)
+    xin = m.input_voltages(rng.uniform(0, 1, (3, 6)))
+    t = rng.uniform(0, 1, (3, 4))
+    d = DenseDRN(m)
+    est, _, _ = d.gradient(xin, t, "exact", learn.SquaredError(), 1.0)
+    g0 = m.network.conductances
+    h = 1e-6 * m.g_ref
+    for k in rng.choice(g0.size, 8, replace=False):
+        c = []
+        for s in (1, -1):
+            g = g0.copy()
+            g[k] += s * h
+            m.network.conductances = g
+            d.sync()
+            c.append(d.gradient(xin, t, "exact", learn.SquaredError(), 1.0)[1])
+        m.network.conductances = g0
+        d.sync()
+        fd = (c[0] - c[1]) / (2 * h)
+        assert abs(fd - est[k]) <= 1e-5 * np.abs(est).max() + 1e-7 * abs(fd)
+
+
+def test_fixed_sweeps_stop_early_and_tolerance_converges():
+    m = _model((16, 12, 8, 4), {}, seed=7)
+    xin = m.input_voltages(np.random.default_rng(8).uniform(0, 1, (4, 8)))
+    ref = m.network.solve(xin, method="direct").voltages
+    one = DenseDRN(m, sweeps=1)
+    conv = DenseDRN(m)
+    err1 = np.abs(one.node_voltages(xin, one.solve(xin)) - ref).max()
+    errc = np.abs(conv.node_voltages(xin, conv.solve(xin)) - ref).max()
+    assert errc < 1e-9 * np.abs(ref).max() < err1
+
+
+def test_bad_input_is_a_typed_error():
+    m = _model((16, 12, 4), {})
+    d = DenseDRN(m)
+    with pytest.raises(of.InvalidNetworkError):
+        d.solve(np.zeros((2, 15)))
+    with pytest.raises(of.InvalidNetworkError):
+        d.solve(np.full((2, 16), np.nan))
+    g = m.network.conductances
+    w = [np.ascontiguousarray(g[idx]) for idx in m.weights]
+    w[0][0, 0] = -1.0
+    with pytest.raises(of.InvalidNetworkError):
+        d._core.set_conductances(w, [g[b[0]] for b in m.biases], [g[b[1]] for b in m.biases])
+    # the failed update kept the previous conductances
+    assert np.allclose(d.node_voltages(np.zeros((1, 16)), d.solve(np.zeros((1, 16)))),
+                       m.network.solve(np.zeros((1, 16)), method="direct").voltages)
+    m.network.add_resistor(int(m.layers[1][0]), int(m.layers[1][1]), 1e-3)
+    with pytest.raises(of.InvalidNetworkError):
+        DenseDRN(m)
