@@ -115,3 +115,23 @@ def test_bad_input_is_a_typed_error():
     m.network.add_resistor(int(m.layers[1][0]), int(m.layers[1][1]), 1e-3)
     with pytest.raises(of.InvalidNetworkError):
         DenseDRN(m)
+
+
+@pytest.mark.parametrize("rule", ["ep", "centered-ep", "exact"])
+def test_training_steps_match_the_general_path(rule):
+    """The trainer's dense path and its general path (direct solver) take the same
+    steps: after a few minibatches the conductances agree."""
+    data = of.datasets.load("digits").subset(48, 10)
+    runs = []
+    for solver in ("dense", "direct"):
+        m = of.models.build("drn-digits-s", seed=3)
+        tr = of.train.Trainer(m, batch_size=8, epochs=1, rule=rule, solver=solver,
+                              beta=1.0, eval_train=False)
+        tr.fit(data, progress=False)
+        runs.append(m.network.conductances)
+    # EP's estimates carry each solver's error amplified by V/beta (see above), ~1e-9
+    # g_ref per step here; the steps themselves move conductances by >= 1e-2 g_ref.
+    g_ref = of.models.build("drn-digits-s").g_ref
+    init = of.models.build("drn-digits-s", seed=3).network.conductances
+    assert np.abs(runs[0] - init).max() >= 1e-2 * g_ref
+    assert np.abs(runs[0] - runs[1]).max() <= 1e-8 * g_ref

@@ -60,6 +60,12 @@ pub struct DenseLayers<'a> {
     pub bias_neg: &'a [&'a [f64]],
     /// Voltage of the bias sources (`+` and `−`).
     pub bias_voltage: f64,
+    /// Voltage gain `a_l` of each weight layer (empty: all 1): the resistors of
+    /// layer `l` see `a_l v_i − v_j`, as when node `i` drives them through an ideal
+    /// transformer of ratio `a_l` (v₂ = a v₁, i₁ = a i₂), which keeps the network
+    /// reciprocal and its equilibrium the minimiser of the co-content
+    /// `½ Σ g_ij (a_l v_i − v_j)² + …` (Kendall et al.'s amplifiers, modelled so).
+    pub gains: &'a [f64],
     /// Diode from a source (anode) to each hidden node: bounds it from below.
     pub lower: Option<HiddenDiode>,
     /// Diode from each hidden node to a source (cathode): bounds it from above.
@@ -129,6 +135,17 @@ impl DenseLayers<'_> {
                 }
             }
         }
+        if !self.gains.is_empty() && self.gains.len() != l {
+            return Err(invalid(format!(
+                "{} gains for {l} weight layers",
+                self.gains.len()
+            )));
+        }
+        if let Some(a) = self.gains.iter().find(|a| !(a.is_finite() && **a != 0.0)) {
+            return Err(invalid(format!(
+                "layer gain {a} must be finite and nonzero"
+            )));
+        }
         if !self.bias_voltage.is_finite() {
             return Err(invalid("bias voltage must be finite".into()));
         }
@@ -139,6 +156,11 @@ impl DenseLayers<'_> {
             d.model.validate()?;
         }
         Ok(())
+    }
+
+    /// The gain `a_l` of weight layer `l`.
+    pub fn gain(&self, l: usize) -> f64 {
+        self.gains.get(l).copied().unwrap_or(1.0)
     }
 
     /// Total conductance at each node of free layer `l` (1-based), and its bias drive
@@ -154,8 +176,9 @@ impl DenseLayers<'_> {
         }
         if l < self.n_free_layers() {
             let m = self.sizes[l + 1];
+            let a2 = self.gain(l) * self.gain(l);
             for (sj, row) in s.iter_mut().zip(self.weights[l].chunks_exact(m)) {
-                *sj += row.iter().sum::<f64>();
+                *sj += a2 * row.iter().sum::<f64>();
             }
         }
         let mut b = vec![0.0; n];
@@ -210,7 +233,7 @@ pub fn drive(net: &DenseLayers, x: &[f64], batch: usize, par: Parallelism) -> Re
             Accum::Replace,
             rows(x, batch, n0),
             rows(net.weights[0], n0, n1),
-            1.0,
+            net.gain(0),
             par.faer(),
         );
         Ok(())
@@ -423,7 +446,7 @@ fn coupling(
             accum,
             rows(&states[l - 2], batch, m),
             rows(net.weights[l - 1], m, n),
-            1.0,
+            net.gain(l - 1),
             par,
         );
         accum = Accum::Add;
@@ -435,7 +458,7 @@ fn coupling(
             accum,
             rows(&states[l], batch, m),
             rows(net.weights[l], n, m).transpose(),
-            1.0,
+            net.gain(l),
             par,
         );
     }
@@ -688,7 +711,8 @@ pub struct Field<'a> {
     pub bias: (f64, f64),
 }
 
-/// Per-resistor sums over the batch of `(p_i − p_j)(q_i − q_j)` for two fields P, Q.
+/// Per-resistor sums over the batch of `(a p_i − p_j)(a q_i − q_j)` for two fields
+/// P, Q (`a` the layer's gain, node `i` on the lower side).
 /// Returns, per weight layer, a row-major `n_l × n_{l+1}` matrix, and per free
 /// layer the sums for its `+` and `−` bias resistors (empty where it has none).
 #[allow(clippy::type_complexity)]
@@ -745,7 +769,7 @@ pub fn branch_products(
         for l in 0..nl {
             let (n, m) = (net.sizes[l], net.sizes[l + 1]);
             let mut g = vec![0.0; n * m];
-            // cross = P_lᵀ Q_{l+1} + Q_lᵀ P_{l+1}; G = diag_l ⊕ diag_{l+1} − cross.
+            // cross = P_lᵀ Q_{l+1} + Q_lᵀ P_{l+1}; G = a² diag_l ⊕ diag_{l+1} − a cross.
             fn lower<'b>(f: &Field<'b>, l: usize) -> Option<&'b [f64]> {
                 if l == 0 {
                     (!f.inputs.is_empty()).then_some(f.inputs)
@@ -760,7 +784,7 @@ pub fn branch_products(
                     accum,
                     rows(pl, batch, n).transpose(),
                     rows(&q.states[l], batch, m),
-                    -1.0,
+                    -net.gain(l),
                     fpar,
                 );
                 accum = Accum::Add;
@@ -771,16 +795,17 @@ pub fn branch_products(
                     accum,
                     rows(ql, batch, n).transpose(),
                     rows(&p.states[l], batch, m),
-                    -1.0,
+                    -net.gain(l),
                     fpar,
                 );
             }
             let (dl, dn) = (&diags[l], &diags[l + 1]);
+            let a2 = net.gain(l) * net.gain(l);
             g.par_chunks_mut(m)
                 .zip(dl.par_iter())
                 .for_each(|(row, &di)| {
                     for (gij, &dj) in row.iter_mut().zip(dn) {
-                        *gij += di + dj;
+                        *gij += a2 * di + dj;
                     }
                 });
             weights.push(g);

@@ -21,6 +21,7 @@ pub struct PyDense {
     bias_pos: Vec<Vec<f64>>,
     bias_neg: Vec<Vec<f64>>,
     bias_voltage: f64,
+    gains: Vec<f64>,
     lower: Option<HiddenDiode>,
     upper: Option<HiddenDiode>,
     sums: Option<Sums>,
@@ -68,6 +69,7 @@ impl PyDense {
             bias_pos: &p,
             bias_neg: &n,
             bias_voltage: self.bias_voltage,
+            gains: &self.gains,
             lower: self.lower,
             upper: self.upper,
         };
@@ -111,7 +113,8 @@ impl PyDense {
 #[pymethods]
 impl PyDense {
     #[new]
-    #[pyo3(signature = (sizes, weights, bias_pos, bias_neg, bias_voltage, lower=None, upper=None))]
+    #[pyo3(signature = (sizes, weights, bias_pos, bias_neg, bias_voltage, lower=None, upper=None,
+                        gains=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -122,6 +125,7 @@ impl PyDense {
         bias_voltage: f64,
         lower: Diode,
         upper: Diode,
+        gains: Option<Vec<f64>>,
     ) -> PyResult<Self> {
         let mut d = PyDense {
             sizes,
@@ -129,6 +133,7 @@ impl PyDense {
             bias_pos: vecs1(&bias_pos)?,
             bias_neg: vecs1(&bias_neg)?,
             bias_voltage,
+            gains: gains.unwrap_or_default(),
             lower: hidden(lower)?,
             upper: hidden(upper)?,
             sums: None,

@@ -58,6 +58,7 @@ fn view<'a>(
         bias_pos: bp,
         bias_neg: bn,
         bias_voltage: VB,
+        gains: &[],
         lower,
         upper: None,
     }
@@ -335,4 +336,109 @@ fn bad_shapes_and_values_are_errors() {
         drive(&net, &[f64::NAN; 8], 2, Parallelism::Serial),
         Err(Error::InvalidInput(_))
     ));
+}
+
+/// Dense Gaussian elimination with partial pivoting (test reference).
+fn gauss(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
+    let n = b.len();
+    for c in 0..n {
+        let p = (c..n)
+            .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
+            .unwrap();
+        a.swap(c, p);
+        b.swap(c, p);
+        for r in c + 1..n {
+            let f = a[r][c] / a[c][c];
+            for k in c..n {
+                a[r][k] -= f * a[c][k];
+            }
+            b[r] -= f * b[c];
+        }
+    }
+    let mut x = vec![0.0; n];
+    for r in (0..n).rev() {
+        let s: f64 = (r + 1..n).map(|k| a[r][k] * x[k]).sum();
+        x[r] = (b[r] - s) / a[r][r];
+    }
+    x
+}
+
+#[test]
+fn layer_gains_solve_the_transformer_coupled_equations() {
+    // Stationarity of ½ Σ g_ij (a_l v_i − v_j)² + biases, assembled and solved
+    // densely here, against the block coordinate descent with gains.
+    let sizes = [3, 4, 3, 2];
+    let gains = [1.5, -0.7, 2.0];
+    let o = random(&sizes, 21);
+    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
+    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
+    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let mut net = view(&o, &w, &bp, &bn, None);
+    net.gains = &gains;
+    let x = [0.7, -1.2, 0.4];
+    let nf: usize = sizes[1..].iter().sum();
+    let off = |l: usize| -> usize { sizes[1..l].iter().sum() };
+    let mut h = vec![vec![0.0; nf]; nf];
+    let mut r = vec![0.0; nf];
+    for l in 0..3 {
+        let a = gains[l];
+        for i in 0..sizes[l] {
+            for j in 0..sizes[l + 1] {
+                let g = o.w[l][i * sizes[l + 1] + j];
+                let jj = off(l + 1) + j;
+                h[jj][jj] += g;
+                if l == 0 {
+                    r[jj] += a * g * x[i];
+                } else {
+                    let ii = off(l) + i;
+                    h[ii][ii] += a * a * g;
+                    h[ii][jj] -= a * g;
+                    h[jj][ii] -= a * g;
+                }
+            }
+        }
+        for j in 0..sizes[l + 1] {
+            let jj = off(l + 1) + j;
+            h[jj][jj] += o.bp[l][j] + o.bn[l][j];
+            r[jj] += (o.bp[l][j] - o.bn[l][j]) * VB;
+        }
+    }
+    let want = gauss(h, r);
+    let sums = Sums::new(&net).unwrap();
+    let d1 = drive(&net, &x, 1, Parallelism::Serial).unwrap();
+    let mut st: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; n]).collect();
+    let opts = RelaxOptions {
+        tol: 1e-15,
+        ..Default::default()
+    };
+    relax(
+        &net,
+        &sums,
+        &d1,
+        &mut st,
+        None,
+        1,
+        opts,
+        Parallelism::Serial,
+    )
+    .unwrap();
+    let got: Vec<f64> = st.concat();
+    for (a, b) in got.iter().zip(&want) {
+        assert!((a - b).abs() < 1e-12, "{a} vs {b}");
+    }
+    // Per-resistor sums see the branch voltage a v_i − v_j.
+    let p = Field {
+        inputs: &x,
+        states: &st,
+        bias: (VB, -VB),
+    };
+    let (gw, _) = branch_products(&net, p, p, 1, Parallelism::Serial).unwrap();
+    let (i, j) = (2, 1);
+    let dv = gains[1] * st[0][i] - st[1][j];
+    assert!(
+        (gw[1][i * sizes[2] + j] - dv * dv).abs() < 1e-12,
+        "{} vs {}",
+        gw[1][i * sizes[2] + j],
+        dv * dv
+    );
 }
