@@ -40,8 +40,10 @@ class DenseDRN:
         n_res = sum(w.size for w in model.weights) + n_bias
         n_hidden = sum(layer.size for layer in model.layers[1:-1])
         n_dio = n_hidden * (2 if model.double_diode else 1)
-        if (net.n_resistors != n_res or net.n_diodes != n_dio
-                or len(net.current_source_names) != 0):
+        n_tr = sum(layer.size for layer, a in zip(model.layers[1:-1], model.gains[1:])
+                   if a != 1.0)
+        if (net.n_resistors != n_res or net.n_diodes != n_dio or net.n_transformers != n_tr
+                or net.n_gyrators != 0 or len(net.current_source_names) != 0):
             raise InvalidNetworkError("the network was changed after it was built: the dense "
                                       "path needs the DeepResistiveNetwork as built")
         self.sizes = [int(layer.size) for layer in model.layers]
@@ -61,7 +63,7 @@ class DenseDRN:
             if model.double_diode:
                 upper = (model.clip[1], row[0], list(row[1]))
         self._core = CoreDense(self.sizes, *self._conductances(), float(model.bias_voltage),
-                               lower, upper)
+                               lower, upper, [float(a) for a in model.gains])
 
     def _conductances(self, g: np.ndarray | None = None) -> tuple[list, list, list]:
         if g is None:
@@ -114,6 +116,9 @@ class DenseDRN:
         v[:, net.input_nodes] = inputs
         for layer, s in zip(self.model.layers[1:], states):
             v[:, layer] = s
+        for li, a in enumerate(self.model.gains[1:], start=1):
+            if a != 1.0:
+                v[:, self.model.secondaries[li]] = a * states[li - 1]
         return v
 
     # ------------------------------------------------------------ gradients

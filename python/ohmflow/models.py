@@ -19,6 +19,12 @@ architecture of Kendall et al. (2020) and Scellier (2024):
 - **biases**: every hidden and output node has a bias resistor to a source at
   ``+bias_voltage`` and another to ``−bias_voltage`` (signed biases from positive
   conductances, as for the inputs);
+- **amplification** (optional, ``layer_gain``): each hidden node drives the next
+  weight layer through an ideal transformer of ratio ``a`` (its secondary sits at
+  ``a·v``; the primary draws ``a`` times the secondary's current), so signals are
+  amplified forward and error currents backward, as Kendall et al.'s bidirectional
+  amplifiers are meant to, while the network stays reciprocal and its equilibrium
+  the minimiser of the co-content ``½ Σ g (a v_i − v_j)² + …``;
 - **outputs**: the last layer's nodes (no diodes) read against ground, or
   differential pairs ``(v⁺, v⁻)`` with ``outputs="differential"``; their voltages are
   the class scores.
@@ -188,6 +194,9 @@ class DeepResistiveNetwork:
         Bias resistors go to sources at ``±bias_voltage`` (0 disables biases).
     outputs : {"single", "differential"}
         Output nodes read against ground, or pairs read as ``v⁺ − v⁻``.
+    layer_gain : float or sequence of float
+        Transformer ratio between each hidden layer and the weights it drives (one
+        value for all hidden layers, or one per hidden layer); 1 adds no transformer.
     seed : int
         Seed of the initial conductances.
 
@@ -201,6 +210,11 @@ class DeepResistiveNetwork:
         holds ``[plus..., minus...]``).
     weights : list of numpy.ndarray
         Resistor indices between layer ``l`` and ``l+1``, shape ``(n_l, n_{l+1})``.
+    gains : list of float
+        Voltage gain of each weight layer (1 for the input layer).
+    secondaries : list of numpy.ndarray
+        Per weight layer, the nodes its resistors start from: the layer's own nodes,
+        or the transformer secondaries where its gain is not 1.
     biases : list of numpy.ndarray
         Bias resistor indices of layer ``l+1`` (to ``+V_b`` and to ``−V_b``),
         shape ``(2, n_{l+1})``; empty if ``bias_voltage == 0``.
@@ -216,7 +230,7 @@ class DeepResistiveNetwork:
                  g_max: float = 10.0, g_ref: float = 1e-3, diode: Any = "ideal",
                  diode_g_on: float = 1000.0, double_diode: bool = False,
                  clip: tuple[float, float] = (0.0, 1.0), bias_voltage: float = 1.0,
-                 outputs: str = "single", seed: int = 0) -> None:
+                 outputs: str = "single", layer_gain: Any = 1.0, seed: int = 0) -> None:
         sizes = [int(s) for s in layer_sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise InvalidNetworkError(f"layer_sizes needs >= 2 positive sizes, got {sizes}")
@@ -233,6 +247,14 @@ class DeepResistiveNetwork:
             raise InvalidNetworkError("outputs must be 'single' or 'differential'")
         if double_diode and not clip[0] < clip[1]:
             raise InvalidNetworkError(f"clip must be (lo, hi) with lo < hi, got {clip}")
+        n_hidden = len(sizes) - 2
+        gains = np.broadcast_to(np.asarray(layer_gain, dtype=float).ravel()
+                                if np.ndim(layer_gain) else float(layer_gain),
+                                (n_hidden,)) if n_hidden else np.zeros(0)
+        if gains.size != n_hidden or not np.all(np.isfinite(gains) & (gains != 0)):
+            raise InvalidNetworkError(f"layer_gain must be one finite nonzero value or one "
+                                      f"per hidden layer ({n_hidden}), got {layer_gain!r}")
+        self.gains = [1.0] + [float(a) for a in gains]
         self.layer_sizes = tuple(sizes)
         if input_gain is None:
             input_gain = 3.75 * np.sqrt(sizes[0] // 2)
@@ -252,7 +274,7 @@ class DeepResistiveNetwork:
             "diode": diode if isinstance(diode, str) else repr(diode),
             "diode_g_on": float(diode_g_on), "double_diode": self.double_diode,
             "clip": list(self.clip), "bias_voltage": self.bias_voltage, "outputs": outputs,
-            "seed": self.seed,
+            "layer_gain": self.gains[1:], "seed": self.seed,
         }
         self._build(np.random.default_rng(self.seed))
 
@@ -298,9 +320,22 @@ class DeepResistiveNetwork:
         layers.append(out)
         self.layers = layers
 
+        # Amplifiers: an ideal transformer from each node of a hidden layer (primary,
+        # to ground) to a new node (secondary, to ground) that drives the weights.
+        self.secondaries = [layers[0]]
+        for li, a in enumerate(self.gains[1:], start=1):
+            layer = layers[li]
+            if a == 1.0:
+                self.secondaries.append(layer)
+                continue
+            sec = net.add_nodes(layer.size, [f"h{li}_{j}'" for j in range(layer.size)])
+            zeros = np.full(layer.size, GROUND)
+            net.add_transformers(layer, zeros, sec, zeros, np.full(layer.size, a))
+            self.secondaries.append(sec)
+
         lo, hi = self.g_init
         self.weights = []
-        for a, b in zip(layers[:-1], layers[1:]):
+        for a, b in zip(self.secondaries, layers[1:]):
             src = np.repeat(a, b.size)
             dst = np.tile(b, a.size)
             g = rng.uniform(lo, hi, src.size) * self.g_ref
