@@ -282,7 +282,8 @@ def solve(W: Any, U: Any, b: Any, x: Any, *, method: str = "pr", alpha: float | 
         converges for ``α < 2 m / ‖I − W‖²`` (default ``m / ‖I − W‖²``, ``m`` the
         monotonicity modulus), or Peaceman-Rachford
         ``u½ = 2z − u, z½ = (I + α (I − W))⁻¹ (u½ + α c), u = 2 z½ − u½, z = relu(u)``,
-        convergent for any ``α > 0`` (default 1) (Winston & Kolter 2020).
+        convergent for any ``α > 0`` (default ``1/√(m ‖I − W‖)``) (Winston & Kolter
+        2020).
     tol : float
         Stop when ``‖z − relu(W z + c)‖_∞ ≤ tol (1 + ‖c‖_∞)`` for every sample.
     polish : bool
@@ -333,7 +334,9 @@ def solve(W: Any, U: Any, b: Any, x: Any, *, method: str = "pr", alpha: float | 
                 raise ConvergenceError(f"forward-backward splitting did not reach tol={tol} "
                                        f"in {max_iter} iterations")
     else:
-        a = 1.0 if alpha is None else float(alpha)
+        # α ≈ 1/√(m L) balances the two resolvents (m the monotonicity modulus, L
+        # the norm of I − W); any α > 0 converges, this one is scale-free.
+        a = 1.0 / np.sqrt(mono * np.linalg.norm(M, 2)) if alpha is None else float(alpha)
         if not a > 0:
             raise InvalidNetworkError(f"alpha must be > 0, got {alpha}")
         V = np.linalg.inv(np.eye(n) + a * M)
