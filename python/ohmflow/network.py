@@ -52,6 +52,8 @@ class Network:
         self._diodes = NameTable("D", "diode")
         self._vsources = NameTable("V", "voltage source")
         self._isources = NameTable("I", "current source")
+        self._transformers = NameTable("T", "transformer")
+        self._gyrators = NameTable("GY", "gyrator")
         # Sign of each voltage source's reported current (-1 for SPICE sources whose
         # + terminal is on ground; see read_spice).
         self._vsign: list[float] = []
@@ -228,6 +230,111 @@ class Network:
             raise InvalidNetworkError(f"unknown diode model {model!r}")
         kind, row = model._row()
         self._core.set_diode_model(self._diodes.lookup(key), kind, row)
+
+    # ------------------------------------------------------------- two-ports
+    def add_transformer(self, p1: Node, n1: Node, p2: Node, n2: Node, ratio: float, *,
+                        name: str | None = None) -> int:
+        """Adds an ideal transformer from port 1 (``p1``, ``n1``) to port 2 (``p2``, ``n2``).
+
+        The law is ``v2 = ratio * v1`` and ``i1 = -ratio * i2``, where
+        ``v = V(p) - V(n)`` and ``i`` is the current flowing *into* the + terminal of
+        each port from the circuit, so ``v1 i1 + v2 i2 = 0`` (lossless, reciprocal).
+        ``ratio`` is any finite nonzero real (a negative ratio swaps the windings).
+        With the other usual convention (i2 counted out of p2) this reads i1 = a i2.
+        Transformers do not connect their ports galvanically: each side needs its
+        own resistive path to ground or a source. Returns the transformer's index.
+        """
+        idx = self.add_transformers([self.node(p1)], [self.node(n1)], [self.node(p2)],
+                                    [self.node(n2)], [ratio],
+                                    names=None if name is None else [name])
+        return int(idx[0])
+
+    def add_transformers(self, p1s: Any, n1s: Any, p2s: Any, n2s: Any, ratios: Any, *,
+                         names: Sequence[str] | None = None) -> np.ndarray:
+        """Vectorised :meth:`add_transformer`; returns the new indices."""
+        q = [self._node_array(x, "transformer") for x in (p1s, n1s, p2s, n2s)]
+        r = float_array(ratios, "transformer ratio")
+        if r.shape[0] == 1 and q[0].shape[0] != 1:
+            r = np.full(q[0].shape[0], r[0])
+        table = self._transformers.copy()
+        table.extend(q[0].shape[0], None if names is None else list(names))
+        first = self._core.add_transformers(*q, r)
+        self._transformers = table
+        return np.arange(first, first + q[0].shape[0], dtype=np.int64)
+
+    def add_gyrator(self, p1: Node, n1: Node, p2: Node, n2: Node, g: float, *,
+                    name: str | None = None) -> int:
+        """Adds an ideal gyrator between port 1 (``p1``, ``n1``) and port 2 (``p2``, ``n2``).
+
+        The law is ``i1 = g * v2`` and ``i2 = -g * v1`` (``i`` the current into the +
+        terminal of each port, ``v = V(p) - V(n)``): lossless (``v1 i1 + v2 i2 = 0``)
+        and not reciprocal. ``g`` (siemens) is any finite real. Networks holding
+        gyrators are solved by a nonsymmetric sparse-LU path (modified nodal
+        analysis); their equilibrium is unique but is not an energy minimiser.
+        Returns the gyrator's index.
+        """
+        idx = self.add_gyrators([self.node(p1)], [self.node(n1)], [self.node(p2)],
+                                [self.node(n2)], [g], names=None if name is None else [name])
+        return int(idx[0])
+
+    def add_gyrators(self, p1s: Any, n1s: Any, p2s: Any, n2s: Any, gs: Any, *,
+                     names: Sequence[str] | None = None) -> np.ndarray:
+        """Vectorised :meth:`add_gyrator`; returns the new indices."""
+        q = [self._node_array(x, "gyrator") for x in (p1s, n1s, p2s, n2s)]
+        g = float_array(gs, "gyrator conductance")
+        if g.shape[0] == 1 and q[0].shape[0] != 1:
+            g = np.full(q[0].shape[0], g[0])
+        table = self._gyrators.copy()
+        table.extend(q[0].shape[0], None if names is None else list(names))
+        first = self._core.add_gyrators(*q, g)
+        self._gyrators = table
+        return np.arange(first, first + q[0].shape[0], dtype=np.int64)
+
+    @property
+    def n_transformers(self) -> int:
+        return self._core.n_transformers
+
+    @property
+    def n_gyrators(self) -> int:
+        return self._core.n_gyrators
+
+    @property
+    def transformer_names(self) -> list[str]:
+        return self._transformers.names()
+
+    @property
+    def gyrator_names(self) -> list[str]:
+        return self._gyrators.names()
+
+    @property
+    def transformer_nodes(self) -> np.ndarray:
+        """Terminals of every transformer, shape (n_transformers, 4): p1, n1, p2, n2."""
+        return self._core.transformers()[0]
+
+    @property
+    def gyrator_nodes(self) -> np.ndarray:
+        """Terminals of every gyrator, shape (n_gyrators, 4): p1, n1, p2, n2."""
+        return self._core.gyrators()[0]
+
+    @property
+    def transformer_ratios(self) -> np.ndarray:
+        """Transformer ratios a (v2 = a v1), a copy; assign to change."""
+        return self._core.transformers()[1]
+
+    @transformer_ratios.setter
+    def transformer_ratios(self, r: Any) -> None:
+        self._core.set_transformer_ratios(
+            float_array(r, "transformer ratios", length=self.n_transformers))
+
+    @property
+    def gyrator_conductances(self) -> np.ndarray:
+        """Gyration conductances g (S), a copy; assign to change."""
+        return self._core.gyrators()[1]
+
+    @gyrator_conductances.setter
+    def gyrator_conductances(self, g: Any) -> None:
+        self._core.set_gyrator_conductances(
+            float_array(g, "gyrator conductances", length=self.n_gyrators))
 
     # ---------------------------------------------------------------- sources
     def add_voltage_source(self, node: Node, value: float, *, name: str | None = None) -> int:
@@ -429,7 +536,7 @@ class Network:
         diode becomes a short, written as two antiparallel ideal diodes with
         ``v_on = 0`` (``<diode>:short+``, ``<diode>:short-``); an off one is open;
         every voltage source and input becomes a 0 V source on the same node and
-        current sources carry 0 A. Injecting currents ∂C/∂v at the outputs of the
+        current sources carry 0 A; transformers and gyrators (linear) are kept. Injecting currents ∂C/∂v at the outputs of the
         linearized circuit gives node voltages λ, the adjoint of
         :func:`ohmflow.learn.gradient` (dC/dg = −Δλ Δv).
 
@@ -469,6 +576,14 @@ class Network:
         ia, ib, iv = self._core.current_sources()
         if iv.size:
             lin.add_current_sources(ia, ib, np.zeros_like(iv), names=self.current_source_names)
+        if self.n_transformers:
+            q = self.transformer_nodes
+            lin.add_transformers(q[:, 0], q[:, 1], q[:, 2], q[:, 3], self.transformer_ratios,
+                                 names=self.transformer_names)
+        if self.n_gyrators:
+            q = self.gyrator_nodes
+            lin.add_gyrators(q[:, 0], q[:, 1], q[:, 2], q[:, 3], self.gyrator_conductances,
+                             names=self.gyrator_names)
         return lin
 
     def gradient(self, targets: Any, method: str = "exact", **kwargs: Any) -> np.ndarray:
@@ -487,6 +602,8 @@ class Network:
         new._diodes = self._diodes.copy()
         new._vsources = self._vsources.copy()
         new._isources = self._isources.copy()
+        new._transformers = self._transformers.copy()
+        new._gyrators = self._gyrators.copy()
         new._vsign = list(self._vsign)
         new._inputs = list(self._inputs)
         return new
@@ -501,7 +618,9 @@ class Network:
     def __repr__(self) -> str:
         return (f"Network(nodes={self.n_nodes}, resistors={self.n_resistors}, "
                 f"diodes={self.n_diodes}, voltage_sources={self._core.n_voltage_sources}, "
-                f"inputs={self.n_inputs}, current_sources={self._core.n_current_sources})")
+                f"inputs={self.n_inputs}, current_sources={self._core.n_current_sources}"
+                + (f", transformers={self.n_transformers}" if self.n_transformers else "")
+                + (f", gyrators={self.n_gyrators}" if self.n_gyrators else "") + ")")
 
 
 class Solution:
@@ -548,6 +667,13 @@ class Solution:
     def source_currents(self) -> np.ndarray:
         """Voltage-source currents in SPICE's convention (into the + terminal)."""
         return self._out(self._raw["source_currents"])
+
+    @property
+    def transformer_currents(self) -> np.ndarray:
+        """Current i1 into the + terminal p1 of each transformer's port 1
+        (``i2 = -i1 / ratio``), aligned with ``net.transformer_names``;
+        shape (..., n_transformers)."""
+        return self._out(self._raw["transformer_currents"])
 
     def current(self, name: str | int) -> Any:
         """Current of an element given by name: resistor, diode or voltage source.

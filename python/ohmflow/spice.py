@@ -82,6 +82,10 @@ def read_spice(source: str | os.PathLike) -> Network:
     net._vsources.extend(len(names["voltage_sources"]), list(names["voltage_sources"]))
     net._isources = NameTable("I", "current source")
     net._isources.extend(len(names["current_sources"]), list(names["current_sources"]))
+    net._transformers = NameTable("T", "transformer")
+    net._transformers.extend(len(names["transformers"]), list(names["transformers"]))
+    net._gyrators = NameTable("GY", "gyrator")
+    net._gyrators.extend(len(names["gyrators"]), list(names["gyrators"]))
     net._vsign = list(names["voltage_source_signs"])
     net._inputs = []
     net.title = names["title"]

@@ -35,6 +35,9 @@ pub struct AdjointSolution {
     pub nu: Vec<f64>,
     /// Differential conductance of each diode (ideal: 0), batch × n_diodes.
     pub g_diff: Vec<f64>,
+    /// Multiplier of each transformer constraint v2 − a v1 = 0, batch × n_transformers
+    /// (networks with two-ports only; see [`crate::mna`]).
+    pub transformer_lambda: Vec<f64>,
 }
 
 /// Differential conductance of a diode at branch voltage `dv` (ideal diodes: 0).
@@ -74,6 +77,7 @@ pub fn adjoint_batch(
         lambda: vec![0.0; batch * n],
         nu: vec![0.0; batch * nd],
         g_diff: vec![0.0; batch * nd],
+        transformer_lambda: vec![0.0; batch * net.n_transformers()],
     };
     for s in 0..batch {
         let v = &sol.voltages[s * n..(s + 1) * n];
@@ -81,6 +85,10 @@ pub fn adjoint_batch(
             let dv = v[net.dio_a[k] as usize] - v[net.dio_b[k] as usize];
             out.g_diff[s * nd + k] = diode_conductance(&net.dio_model[k], dv);
         }
+    }
+    if net.has_two_ports() {
+        crate::mna::adjoint_batch(net, sol, rhs, opts, &mut out)?;
+        return Ok(out);
     }
     if c.n_free == 0 || batch == 0 {
         return Ok(out);

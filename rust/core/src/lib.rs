@@ -13,6 +13,7 @@ pub mod error;
 pub mod factor;
 pub mod feasibility;
 pub mod layered;
+pub mod mna;
 pub mod network;
 pub mod solve;
 pub mod spice;

@@ -163,6 +163,14 @@ pub struct Network {
     /// The Cholesky factor of the last linear solve, reused by the adjoint (exact
     /// gradients) and by later solves with the same conductances.
     pub(crate) factor_cache: Mutex<Option<(u64, Arc<Vec<f64>>)>>,
+    /// Ideal transformers: port 1 (p1, n1), port 2 (p2, n2), ratio a (v2 = a v1).
+    pub(crate) tr_nodes: Vec<[u32; 4]>,
+    pub(crate) tr_ratio: Vec<f64>,
+    /// Ideal gyrators: port 1 (p1, n1), port 2 (p2, n2), gyration conductance g.
+    pub(crate) gy_nodes: Vec<[u32; 4]>,
+    pub(crate) gy_g: Vec<f64>,
+    /// The modified-nodal-analysis structure (networks with two-ports only).
+    pub(crate) mna: OnceLock<Arc<crate::mna::MnaCompiled>>,
 }
 
 impl Default for Network {
@@ -177,6 +185,10 @@ impl Clone for Network {
         let compiled = OnceLock::new();
         if let Some(c) = self.compiled.get() {
             let _ = compiled.set(c.clone());
+        }
+        let mna = OnceLock::new();
+        if let Some(c) = self.mna.get() {
+            let _ = mna.set(c.clone());
         }
         Network {
             n_nodes: self.n_nodes,
@@ -196,6 +208,11 @@ impl Clone for Network {
             compiled,
             values_version: self.values_version,
             factor_cache: Mutex::new(None),
+            tr_nodes: self.tr_nodes.clone(),
+            tr_ratio: self.tr_ratio.clone(),
+            gy_nodes: self.gy_nodes.clone(),
+            gy_g: self.gy_g.clone(),
+            mna,
         }
     }
 }
@@ -207,6 +224,16 @@ fn check_finite(values: &[f64], what: &str) -> Result<()> {
         return Err(Error::InvalidInput(format!(
             "{what}[{i}] is {} (must be finite)",
             values[i]
+        )));
+    }
+    Ok(())
+}
+
+fn check_ratios(r: &[f64]) -> Result<()> {
+    if let Some(i) = r.iter().position(|x| !(x.is_finite() && *x != 0.0)) {
+        return Err(Error::InvalidInput(format!(
+            "transformer ratio[{i}] = {} (ratios must be finite and nonzero)",
+            r[i]
         )));
     }
     Ok(())
@@ -244,6 +271,11 @@ impl Network {
             compiled: OnceLock::new(),
             values_version: 0,
             factor_cache: Mutex::new(None),
+            tr_nodes: vec![],
+            tr_ratio: vec![],
+            gy_nodes: vec![],
+            gy_g: vec![],
+            mna: OnceLock::new(),
         }
     }
 
@@ -258,6 +290,7 @@ impl Network {
     fn touch_topology(&mut self) {
         self.touch_values();
         self.compiled = OnceLock::new();
+        self.mna = OnceLock::new();
     }
 
     /// Number of nodes, ground included.
@@ -518,6 +551,156 @@ impl Network {
         check_finite(value, "current source value")?;
         self.is_value.copy_from_slice(value);
         Ok(())
+    }
+
+    fn check_two_ports(
+        &self,
+        p1: &[usize],
+        n1: &[usize],
+        p2: &[usize],
+        n2: &[usize],
+        what: &str,
+    ) -> Result<Vec<[u32; 4]>> {
+        let m = p1.len();
+        if n1.len() != m || p2.len() != m || n2.len() != m {
+            return Err(Error::InvalidInput(format!(
+                "{what}: node arrays of different lengths ({m}, {}, {}, {})",
+                n1.len(),
+                p2.len(),
+                n2.len()
+            )));
+        }
+        let mut out = Vec::with_capacity(m);
+        for i in 0..m {
+            let q = [
+                self.check_node(p1[i], what)?,
+                self.check_node(n1[i], what)?,
+                self.check_node(p2[i], what)?,
+                self.check_node(n2[i], what)?,
+            ];
+            if q[0] == q[1] || q[2] == q[3] {
+                return Err(Error::InvalidInput(format!(
+                    "{what}[{i}]: a port with both terminals on one node (p1={}, n1={}, p2={}, n2={})",
+                    q[0], q[1], q[2], q[3]
+                )));
+            }
+            out.push(q);
+        }
+        Ok(out)
+    }
+
+    /// Adds ideal transformers between port 1 (`p1[i]`, `n1[i]`) and port 2 (`p2[i]`,
+    /// `n2[i]`) with ratios `ratio[i]` (finite, nonzero, any sign): v2 = a v1 and
+    /// i1 = −a i2, with v = V(p) − V(n) and i the current flowing *into* the + terminal
+    /// of each port from the circuit (power v1 i1 + v2 i2 = 0). Returns the first index.
+    pub fn add_transformers(
+        &mut self,
+        p1: &[usize],
+        n1: &[usize],
+        p2: &[usize],
+        n2: &[usize],
+        ratio: &[f64],
+    ) -> Result<usize> {
+        let q = self.check_two_ports(p1, n1, p2, n2, "transformer")?;
+        if ratio.len() != q.len() {
+            return Err(Error::InvalidInput(format!(
+                "transformer: {} two-ports but {} ratios",
+                q.len(),
+                ratio.len()
+            )));
+        }
+        check_ratios(ratio)?;
+        let first = self.tr_ratio.len();
+        self.tr_nodes.extend(q);
+        self.tr_ratio.extend_from_slice(ratio);
+        self.touch_topology();
+        Ok(first)
+    }
+
+    /// Adds ideal gyrators between port 1 (`p1[i]`, `n1[i]`) and port 2 (`p2[i]`,
+    /// `n2[i]`) with gyration conductances `g[i]` (finite, any sign): i1 = g v2,
+    /// i2 = −g v1 (currents into the + terminals). Returns the first index.
+    pub fn add_gyrators(
+        &mut self,
+        p1: &[usize],
+        n1: &[usize],
+        p2: &[usize],
+        n2: &[usize],
+        g: &[f64],
+    ) -> Result<usize> {
+        let q = self.check_two_ports(p1, n1, p2, n2, "gyrator")?;
+        if g.len() != q.len() {
+            return Err(Error::InvalidInput(format!(
+                "gyrator: {} two-ports but {} conductances",
+                q.len(),
+                g.len()
+            )));
+        }
+        check_finite(g, "gyrator conductance")?;
+        let first = self.gy_g.len();
+        self.gy_nodes.extend(q);
+        self.gy_g.extend_from_slice(g);
+        self.touch_topology();
+        Ok(first)
+    }
+
+    /// Number of ideal transformers.
+    pub fn n_transformers(&self) -> usize {
+        self.tr_ratio.len()
+    }
+    /// Number of ideal gyrators.
+    pub fn n_gyrators(&self) -> usize {
+        self.gy_g.len()
+    }
+    /// Whether the network holds transformers or gyrators (solved by the MNA path).
+    pub fn has_two_ports(&self) -> bool {
+        !self.tr_ratio.is_empty() || !self.gy_g.is_empty()
+    }
+    /// Transformer terminals `[p1, n1, p2, n2]` and ratios.
+    pub fn transformers(&self) -> (&[[u32; 4]], &[f64]) {
+        (&self.tr_nodes, &self.tr_ratio)
+    }
+    /// Gyrator terminals `[p1, n1, p2, n2]` and gyration conductances.
+    pub fn gyrators(&self) -> (&[[u32; 4]], &[f64]) {
+        (&self.gy_nodes, &self.gy_g)
+    }
+    /// Replaces all transformer ratios (no new symbolic analysis).
+    pub fn set_transformer_ratios(&mut self, ratio: &[f64]) -> Result<()> {
+        if ratio.len() != self.tr_ratio.len() {
+            return Err(Error::InvalidInput(format!(
+                "expected {} transformer ratios, got {}",
+                self.tr_ratio.len(),
+                ratio.len()
+            )));
+        }
+        check_ratios(ratio)?;
+        self.tr_ratio.copy_from_slice(ratio);
+        self.touch_values();
+        Ok(())
+    }
+    /// Replaces all gyration conductances (no new symbolic analysis).
+    pub fn set_gyrator_conductances(&mut self, g: &[f64]) -> Result<()> {
+        if g.len() != self.gy_g.len() {
+            return Err(Error::InvalidInput(format!(
+                "expected {} gyrator conductances, got {}",
+                self.gy_g.len(),
+                g.len()
+            )));
+        }
+        check_finite(g, "gyrator conductance")?;
+        self.gy_g.copy_from_slice(g);
+        self.touch_values();
+        Ok(())
+    }
+
+    /// The MNA structure (computed on first use, cached until the topology changes).
+    pub fn mna_compiled(&self) -> Result<Arc<crate::mna::MnaCompiled>> {
+        if let Some(c) = self.mna.get() {
+            return Ok(c.clone());
+        }
+        let c = Arc::new(crate::mna::MnaCompiled::new(self, &*self.compiled()?)?);
+        let _ = self.mna.set(c.clone());
+        Ok(c)
     }
 
     /// The compiled structure (computed on first use, cached until the topology changes).

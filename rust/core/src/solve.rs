@@ -110,6 +110,8 @@ pub struct BatchSolution {
     /// current flowing into the source's + terminal from the circuit (negative when the
     /// source delivers current to its node).
     pub source_currents: Vec<f64>,
+    /// Transformer currents i1 (into the + terminal of port 1), batch × n_transformers.
+    pub transformer_currents: Vec<f64>,
     /// Newton iterations of each sample.
     pub iterations: Vec<u32>,
     /// Numeric factorizations of each sample (linear networks share one).
@@ -937,6 +939,9 @@ pub fn solve_batch(
         }
         None => (&[], &[]),
     };
+    if net.has_two_ports() {
+        return crate::mna::solve_batch(net, inputs, batch, warm, inj_nodes, inj_values, opts);
+    }
     let compiled = net.compiled()?;
     let c = &*compiled;
     let p = Prepared::new(net, c, opts, inj_nodes);
@@ -945,6 +950,7 @@ pub fn solve_batch(
         voltages: vec![0.0; batch * n],
         diode_currents: vec![0.0; batch * nd],
         source_currents: vec![0.0; batch * nv],
+        transformer_currents: vec![],
         iterations: vec![0; batch],
         factorizations: vec![0; batch],
         kcl_residual: vec![0.0; batch],

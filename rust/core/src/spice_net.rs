@@ -25,6 +25,10 @@ pub struct SpiceCircuit {
     pub vsource_sign: Vec<f64>,
     /// Name of each current source.
     pub isource_names: Vec<String>,
+    /// Name of each transformer (the E element's name without its letter).
+    pub transformer_names: Vec<String>,
+    /// Name of each gyrator (the first G element's name without its letter).
+    pub gyrator_names: Vec<String>,
 }
 
 fn err(line: usize, text: &str, message: impl Into<String>) -> Error {
@@ -76,6 +80,8 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
         vsource_names: vec![],
         vsource_sign: vec![],
         isource_names: vec![],
+        transformer_names: vec![],
+        gyrator_names: vec![],
     };
     let text_of = |e: &crate::spice::SpiceElement| format!("{} {} {}", e.name, e.pos, e.neg);
     for e in &nl.elements {

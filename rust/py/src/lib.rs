@@ -303,6 +303,92 @@ impl PyNetwork {
         self.inner.set_diode_model(k, m).map_err(|e| to_py(py, e))
     }
 
+    /// Ideal transformers (port 1: p1, n1; port 2: p2, n2): v2 = a v1, i1 = −a i2
+    /// (currents into the + terminals). Returns the first index.
+    fn add_transformers(
+        &mut self,
+        py: Python<'_>,
+        p1: PyReadonlyArray1<'_, i64>,
+        n1: PyReadonlyArray1<'_, i64>,
+        p2: PyReadonlyArray1<'_, i64>,
+        n2: PyReadonlyArray1<'_, i64>,
+        ratios: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<usize> {
+        let (p1, n1, p2, n2) = (indices(&p1)?, indices(&n1)?, indices(&p2)?, indices(&n2)?);
+        self.inner
+            .add_transformers(&p1, &n1, &p2, &n2, ratios.as_slice()?)
+            .map_err(|e| to_py(py, e))
+    }
+
+    /// Ideal gyrators: i1 = g v2, i2 = −g v1 (currents into the + terminals).
+    /// Returns the first index.
+    fn add_gyrators(
+        &mut self,
+        py: Python<'_>,
+        p1: PyReadonlyArray1<'_, i64>,
+        n1: PyReadonlyArray1<'_, i64>,
+        p2: PyReadonlyArray1<'_, i64>,
+        n2: PyReadonlyArray1<'_, i64>,
+        g: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<usize> {
+        let (p1, n1, p2, n2) = (indices(&p1)?, indices(&n1)?, indices(&p2)?, indices(&n2)?);
+        self.inner
+            .add_gyrators(&p1, &n1, &p2, &n2, g.as_slice()?)
+            .map_err(|e| to_py(py, e))
+    }
+
+    #[getter]
+    fn n_transformers(&self) -> usize {
+        self.inner.n_transformers()
+    }
+    #[getter]
+    fn n_gyrators(&self) -> usize {
+        self.inner.n_gyrators()
+    }
+
+    /// Transformer terminals, shape (n, 4) as [p1, n1, p2, n2], and ratios.
+    fn transformers<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(Bound<'py, PyArray2<i64>>, Floats<'py>)> {
+        let (q, r) = self.inner.transformers();
+        let flat: Vec<i64> = q.iter().flat_map(|x| x.map(|y| y as i64)).collect();
+        Ok((
+            flat.into_pyarray(py).reshape([q.len(), 4])?,
+            PyArray1::from_slice(py, r),
+        ))
+    }
+
+    /// Gyrator terminals, shape (n, 4) as [p1, n1, p2, n2], and conductances.
+    fn gyrators<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<i64>>, Floats<'py>)> {
+        let (q, g) = self.inner.gyrators();
+        let flat: Vec<i64> = q.iter().flat_map(|x| x.map(|y| y as i64)).collect();
+        Ok((
+            flat.into_pyarray(py).reshape([q.len(), 4])?,
+            PyArray1::from_slice(py, g),
+        ))
+    }
+
+    fn set_transformer_ratios(
+        &mut self,
+        py: Python<'_>,
+        ratios: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<()> {
+        self.inner
+            .set_transformer_ratios(ratios.as_slice()?)
+            .map_err(|e| to_py(py, e))
+    }
+
+    fn set_gyrator_conductances(
+        &mut self,
+        py: Python<'_>,
+        g: PyReadonlyArray1<'_, f64>,
+    ) -> PyResult<()> {
+        self.inner
+            .set_gyrator_conductances(g.as_slice()?)
+            .map_err(|e| to_py(py, e))
+    }
+
     /// Clamps `node`; `value=None` makes it the next per-sample input. Returns the source index.
     #[pyo3(signature = (node, value=None))]
     fn add_voltage_source(
@@ -475,6 +561,16 @@ impl PyNetwork {
             "source_currents",
             sol.source_currents.into_pyarray(py).reshape([batch, nv])?,
         )?;
+        let nt = net.n_transformers();
+        let tc = if sol.transformer_currents.len() == batch * nt {
+            sol.transformer_currents
+        } else {
+            vec![0.0; batch * nt]
+        };
+        d.set_item(
+            "transformer_currents",
+            tc.into_pyarray(py).reshape([batch, nt])?,
+        )?;
         d.set_item("iterations", sol.iterations.into_pyarray(py))?;
         d.set_item("factorizations", sol.factorizations.into_pyarray(py))?;
         d.set_item("kcl_residual", sol.kcl_residual.into_pyarray(py))?;
@@ -519,6 +615,11 @@ impl PyNetwork {
         d.set_item("lambda", adj.lambda.into_pyarray(py).reshape([batch, n])?)?;
         d.set_item("nu", adj.nu.into_pyarray(py).reshape([batch, nd])?)?;
         d.set_item("g_diff", adj.g_diff.into_pyarray(py).reshape([batch, nd])?)?;
+        let nt = net.n_transformers();
+        d.set_item(
+            "transformer_lambda",
+            adj.transformer_lambda.into_pyarray(py).reshape([batch, nt])?,
+        )?;
         Ok(d)
     }
 
@@ -557,6 +658,8 @@ fn read_spice<'py>(py: Python<'py>, text: &str) -> PyResult<(PyNetwork, Bound<'p
     d.set_item("voltage_sources", &c.vsource_names)?;
     d.set_item("voltage_source_signs", &c.vsource_sign)?;
     d.set_item("current_sources", &c.isource_names)?;
+    d.set_item("transformers", &c.transformer_names)?;
+    d.set_item("gyrators", &c.gyrator_names)?;
     Ok((PyNetwork { inner: c.network }, d))
 }
 
