@@ -36,7 +36,8 @@ conductance unit (``g_unit``, 1 S by default). With (2),
 ``M = m I + AᵀA − (B − Bᵀ)``, and each term is one kind of element:
 
 * ``m I``: a conductance ``g m`` from each node to ground.
-* ``AᵀA``: for each row ``r`` of ``A`` a loop: ideal transformers with primary
+* ``AᵀA`` (``coupling="transformer"``): for each row ``r`` of ``A`` a loop:
+  ideal transformers with primary
   ``(k, ground)`` and ratio ``a_rk`` (one per nonzero entry) have their
   secondaries in series, from ground through internal nodes ``s_r1, s_r2, …``,
   and the last node closes the loop through a conductance ``g`` to ground. With
@@ -46,6 +47,10 @@ conductance unit (``g_unit``, 1 S by default). With (2),
   ``i₂ = −g (A z)_r`` (KCL along the chain), and primary ``k`` draws
   ``i₁ = −a_rk i₂ = g a_rk (A z)_r`` from node ``k``: summed over the rows,
   ``g (AᵀA z)_k``. Transformers are reciprocal: this part stays an energy.
+  (``coupling="gyrator"``, the default: a node ``y_r`` per row with ``g`` to
+  ground, fed by gyrators of conductance ``g a_rk`` from ``(k, ground)``, so that
+  ``y_r = (A z)_r`` and the gyrators draw ``g a_rk y_r`` from node ``k``; see
+  :func:`realize`.)
 * ``−(B − Bᵀ)``: with ``K = B − Bᵀ`` (skew), a gyrator of conductance
   ``−g K_jk`` between ports ``(j, ground)`` and ``(k, ground)`` for each pair
   ``j < k``: with ``i₁ = G v₂``, ``i₂ = −G v₁`` it draws ``−g K_jk z_k`` from
@@ -494,7 +499,7 @@ class MonCircuit:
 
 def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
             m: float | None = None, g_unit: float = 1.0, bias: str = "source",
-            tol: float = 1e-12) -> MonCircuit:
+            coupling: str = "gyrator", tol: float = 1e-12) -> MonCircuit:
     """The circuit whose equilibrium is the MON ``z* = relu(W z* + U x + b)``.
 
     See the module docstring for the construction and its derivation: a node per
@@ -514,6 +519,16 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
         and gyrator conductance scales with it (ratios do not).
     bias : {"source", "current"}
         Bias by gyrators from a 1 V source, or by current sources into the nodes.
+    coupling : {"gyrator", "transformer"}
+        How ``AᵀA`` is built. ``"transformer"``: the loops of series transformer
+        secondaries of the module docstring (reciprocal). ``"gyrator"`` (default):
+        per row ``r`` of ``A`` a node ``y_r`` with ``g`` to ground, and gyrators
+        of conductance ``g a_rk`` from ``(k, ground)`` to ``(y_r, ground)``; they
+        inject ``g a_rk z_k`` into ``y_r``, so ``y_r = (A z)_r``, and draw
+        ``g a_rk y_r`` from node ``k``: again ``g (AᵀA z)_k`` (two gyrators in
+        cascade act as a transformer). The engine currently reports the inner
+        nodes of a secondary chain as floating (it asks every node for a galvanic
+        path to ground), so only the gyrator coupling solves today.
     tol : float
         Entries of magnitude ≤ ``tol`` times the largest one (per matrix) are left
         out of the circuit.
@@ -527,6 +542,9 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
     g_unit = float(g_unit)
     if not (np.isfinite(g_unit) and g_unit > 0):
         raise InvalidNetworkError(f"g_unit must be finite and > 0, got {g_unit}")
+    if coupling not in ("gyrator", "transformer"):
+        raise InvalidNetworkError(f"coupling must be 'gyrator' or 'transformer', "
+                                  f"got {coupling!r}")
     if bias not in ("source", "current"):
         raise InvalidNetworkError(f"bias must be 'source' or 'current', got {bias!r}")
     if splitting is None:
@@ -549,8 +567,21 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
     net.add_diodes(zeros, hidden, IdealDiode(0.0), names=[f"D{k}" for k in range(n)])
     net.add_resistors(hidden, zeros, np.full(n, g_unit * splitting.m),
                       names=[f"Rm{k}" for k in range(n)])
-    # AᵀA: one loop of series secondaries per row of A.
-    if A.size:
+    if A.size and coupling == "gyrator":
+        # AᵀA through a node y_r per row of A: gyrators (k, 0) → (y_r, 0) of
+        # conductance g a_rk inject g (A z)_r into y_r, which has g to ground, so
+        # y_r = (A z)_r; their port-1 currents draw g a_rk y_r from node k.
+        rows, cols = np.nonzero(np.abs(A) > small(A))
+        used = np.unique(rows)
+        y = net.add_nodes(used.size, [f"y{r}" for r in used])
+        y_of = np.zeros(A.shape[0], dtype=np.int64)
+        y_of[used] = y
+        net.add_resistors(y, np.zeros(used.size, dtype=np.int64), np.full(used.size, g_unit),
+                          names=[f"RA{r}" for r in used])
+        net.add_gyrators(hidden[cols], zeros[cols], y_of[rows], zeros[cols],
+                         g_unit * A[rows, cols], names=[f"GA{r}_{k}" for r, k in zip(rows, cols)])
+    elif A.size:
+        # AᵀA: one loop of series transformer secondaries per row of A.
         rows, cols = np.nonzero(np.abs(A) > small(A))
         chain = net.add_nodes(rows.shape[0], [f"s{r}_{k}" for r, k in zip(rows, cols)])
         # The minus terminal of each secondary is the previous node of its row's
@@ -573,7 +604,7 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
     # U x: gyrators from the input sources.
     kk, ii = np.nonzero(np.abs(U) > small(U))
     if kk.size:
-        net.add_gyrators(xin[ii], zeros[ii], hidden[kk], zeros[kk], g_unit * U[kk, ii],
+        net.add_gyrators(xin[ii], zeros[kk], hidden[kk], zeros[kk], g_unit * U[kk, ii],
                          names=[f"GU{a}_{c}" for a, c in zip(kk, ii)])
     kb = np.nonzero(np.abs(b) > small(b[None]))[0]
     if kb.size and bias == "source":
@@ -634,17 +665,16 @@ def _linear_system(net: Network) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def _elements(net: Network, kind: str) -> tuple | None:
-    """(p1, n1, p2, n2, value) arrays of the network's transformers or gyrators,
-    or None if the engine has no such elements."""
-    getter = getattr(net, f"{kind}_ports", None)
-    if getter is None:
-        return None
-    p1, n1, p2, n2, val = getter if isinstance(getter, tuple) else getter()
+    """(p1, n1, p2, n2, value) arrays of the network's transformers (ratios) or
+    gyrators (conductances), or None if it has none."""
+    if kind == "transformer":
+        nodes, val = net.transformer_nodes, net.transformer_ratios
+    else:
+        nodes, val = net.gyrator_nodes, net.gyrator_conductances
     if len(val) == 0:
         return None
-    return (np.asarray(p1, dtype=np.int64), np.asarray(n1, dtype=np.int64),
-            np.asarray(p2, dtype=np.int64), np.asarray(n2, dtype=np.int64),
-            np.asarray(val, dtype=float))
+    q = np.asarray(nodes, dtype=np.int64).reshape(-1, 4)
+    return q[:, 0], q[:, 1], q[:, 2], q[:, 3], np.asarray(val, dtype=float)
 
 
 def from_network(net: Network, *, hidden: Sequence[Any] | None = None,
