@@ -9,11 +9,10 @@ central finite differences of the circuit for the derivative, and the limits
 from __future__ import annotations
 
 import numpy as np
+import ohmflow as of
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import ohmflow as of
 from ohmflow.activations import diode_relu, diode_relu_grad
 
 SETTINGS = dict(derandomize=True, database=None, deadline=None,

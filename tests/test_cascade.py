@@ -11,11 +11,10 @@ stages and chains their adjoints; nothing is shared but the networks.
 from __future__ import annotations
 
 import numpy as np
+import ohmflow as of
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import ohmflow as of
 
 SETTINGS = dict(derandomize=True, database=None, deadline=None,
                 suppress_health_check=[HealthCheck.too_slow])

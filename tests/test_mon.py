@@ -15,11 +15,10 @@ from __future__ import annotations
 import itertools
 
 import numpy as np
+import ohmflow as of
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-import ohmflow as of
 from ohmflow import mon
 
 SETTINGS = dict(derandomize=True, database=None, deadline=None,
