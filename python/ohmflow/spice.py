@@ -1,6 +1,11 @@
 """SPICE netlists in and out.
 
 Reading supports R, D (``.model NAME D(IS= N= RS=)``), V and I (DC) elements,
+ideal transformers written as an E element in series with a 0 V sense source plus
+an F element sensing it (``Ename p2 x p1 n1 a``, ``Vsense x n2 0``,
+``Fname n1 p1 Vsense a``; the transformer is named after the E element without
+its letter) and ideal gyrators written as two G elements each controlled by the
+other's port (``Gname p1 n1 p2 n2 g``, ``Gname2 n2 p2 p1 n1 g``),
 comments, ``+`` continuations, any case (names are stored lowercase, as SPICE
 does), value suffixes f p n u m k meg g t mil with trailing units, ``0``/``gnd`` as
 ground; ``.op``, ``.end``, ``.options`` (``gmin``, ``temp``, ``tnom``), ``.temp`` and
@@ -109,7 +114,10 @@ def to_spice(net: Network, *, inputs: Any = None, title: str = "ohmflow network"
     any SPICE stand-in would give a different operating point). Inputs need their
     values: pass one sample as ``inputs``. ``accurate`` adds tight tolerances
     (``reltol=1e-9 abstol=1e-18 vntol=1e-12``) so that ngspice's answer is exact to
-    about 1e-9.
+    about 1e-9. A transformer ``T`` becomes ``ET`` (VCVS across port 2) in series
+    with a 0 V source ``VT#sense`` through an internal node ``T#sense`` and ``FT``
+    (CCCS on port 1) sensing it; a gyrator ``Y`` becomes two VCCS ``GY`` and
+    ``GY#b``. :func:`read_spice` reads these patterns back.
     """
     fmt = _core.format_spice_value
     nodes = net.node_names
@@ -158,6 +166,26 @@ def to_spice(net: Network, *, inputs: Any = None, title: str = "ohmflow network"
     ia, ib, iv = net._core.current_sources()
     for name, i, j, v in zip(net.current_source_names, ia, ib, iv):
         lines.append(f"{_spice_name('I', name)} {nodes[i]} {nodes[j]} DC {fmt(float(v))}")
+    used = {n.lower() for n in nodes}
+    q = net.transformer_nodes
+    for name, (p1, n1, p2, n2), a in zip(net.transformer_names, q, net.transformer_ratios):
+        # v2 = a v1: E across port 2 in series with a 0 V source sensing i2 (into p2);
+        # i1 = -a i2: F on port 1 driven by that current.
+        _spice_name("E", name)
+        x = f"{name}#sense"
+        while x.lower() in used:
+            x += "_"
+        used.add(x.lower())
+        sense = f"V{name}#sense"
+        lines.append(f"E{name} {nodes[p2]} {x} {nodes[p1]} {nodes[n1]} {fmt(float(a))}")
+        lines.append(f"{sense} {x} {nodes[n2]} DC 0")
+        lines.append(f"F{name} {nodes[n1]} {nodes[p1]} {sense} {fmt(float(a))}")
+    q = net.gyrator_nodes
+    for name, (p1, n1, p2, n2), g in zip(net.gyrator_names, q, net.gyrator_conductances):
+        # i1 = g v2 into p1; i2 = -g v1 into p2 (= g v1 into n2).
+        _spice_name("G", name)
+        lines.append(f"G{name} {nodes[p1]} {nodes[n1]} {nodes[p2]} {nodes[n2]} {fmt(float(g))}")
+        lines.append(f"G{name}#b {nodes[n2]} {nodes[p2]} {nodes[p1]} {nodes[n1]} {fmt(float(g))}")
     opts = []
     if len(gmins) > 1 or len(temps) > 1:
         raise InvalidNetworkError("SPICE has one gmin and one temperature per netlist; "

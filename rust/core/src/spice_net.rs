@@ -47,17 +47,26 @@ pub fn read_spice(text: &str) -> Result<SpiceCircuit> {
 
 /// Builds the network of a parsed netlist.
 pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
+    let two = two_ports(nl)?;
     let mut net = Network::new();
     let mut node_names = vec![GROUND.to_string()];
     let mut index: HashMap<String, usize> = HashMap::new();
     index.insert(GROUND.to_string(), 0);
-    let names = nl.nodes();
+    let names: Vec<String> = nl
+        .nodes()
+        .into_iter()
+        .filter(|x| !two.alias.contains_key(x))
+        .collect();
     if !names.is_empty() {
         net.add_nodes(names.len())?;
     }
     for name in names {
         index.insert(name.clone(), node_names.len());
         node_names.push(name);
+    }
+    for (x, target) in &two.alias {
+        let t = index[target];
+        index.insert(x.clone(), t);
     }
     let opts = &nl.options;
     if (opts.temp_celsius - opts.tnom_celsius).abs() > 0.0 {
@@ -83,8 +92,31 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
         transformer_names: vec![],
         gyrator_names: vec![],
     };
+    let node4 = |q: &[String; 4]| -> [usize; 4] { [&q[0], &q[1], &q[2], &q[3]].map(|x| index[x]) };
     let text_of = |e: &crate::spice::SpiceElement| format!("{} {} {}", e.name, e.pos, e.neg);
-    for e in &nl.elements {
+    for (ei, e) in nl.elements.iter().enumerate() {
+        if let Some(&(kind, k)) = two.at.get(&ei) {
+            // The first element of a recognised two-port builds it; the others are part of it.
+            let (q, value, name) = if kind == 0 {
+                let t = &two.transformers[k];
+                (node4(&t.0), t.1, &t.2)
+            } else {
+                let g = &two.gyrators[k];
+                (node4(&g.0), g.1, &g.2)
+            };
+            let r = if kind == 0 {
+                net.add_transformers(&[q[0]], &[q[1]], &[q[2]], &[q[3]], &[value])
+                    .map(|_| c.transformer_names.push(name.clone()))
+            } else {
+                net.add_gyrators(&[q[0]], &[q[1]], &[q[2]], &[q[3]], &[value])
+                    .map(|_| c.gyrator_names.push(name.clone()))
+            };
+            r.map_err(|x| err(e.line, &text_of(e), x.to_string()))?;
+            continue;
+        }
+        if two.consumed.contains(&ei) {
+            continue;
+        }
         let (a, b) = (index[&e.pos], index[&e.neg]);
         match &e.kind {
             ElementKind::Resistor { resistance } => {
@@ -163,16 +195,187 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
             | ElementKind::Cccs { .. }
             | ElementKind::Vccs { .. }
             | ElementKind::Ccvs { .. } => {
-                return Err(err(
-                    e.line,
-                    &text_of(e),
-                    "controlled sources (E, F, G, H) are not supported yet",
-                ));
+                unreachable!("two_ports() rejects controlled sources outside two-ports")
             }
         }
     }
     c.network = net;
     Ok(c)
+}
+
+const SUPPORTED: &str = "controlled sources are read only where they form an ideal transformer (Ename p2 x p1 n1 a, Vsense x n2 0, Fname n1 p1 Vsense a: an E in series with a 0 V sense source and an F sensing it, with the same ratio) or an ideal gyrator (Gname p1 n1 p2 n2 g with Gname2 n2 p2 p1 n1 g: two G elements, each controlled by the other's port)";
+
+/// Two-ports recognised in a netlist.
+#[derive(Default)]
+struct TwoPorts {
+    /// (nodes p1, n1, p2, n2; ratio; name) of each transformer.
+    transformers: Vec<([String; 4], f64, String)>,
+    /// (nodes p1, n1, p2, n2; conductance; name) of each gyrator.
+    gyrators: Vec<([String; 4], f64, String)>,
+    /// Element index of the first element of each two-port → (0 transformer / 1 gyrator, index).
+    at: HashMap<usize, (u8, usize)>,
+    /// Elements that are part of a two-port (including the first).
+    consumed: std::collections::HashSet<usize>,
+    /// Internal node of each transformer's sense source → the port node it equals.
+    alias: HashMap<String, String>,
+}
+
+fn same(x: f64, y: f64) -> bool {
+    (x - y).abs() <= 1e-12 * x.abs().max(y.abs())
+}
+
+/// Finds the E/F transformer patterns and G gyrator pairs; any other use of a
+/// controlled source is an error naming its line.
+fn two_ports(nl: &SpiceNetlist) -> Result<TwoPorts> {
+    let mut out = TwoPorts::default();
+    let els = &nl.elements;
+    let text_of = |e: &crate::spice::SpiceElement| format!("{} {} {}", e.name, e.pos, e.neg);
+    // Node occurrences (terminals and controlling nodes).
+    let mut uses: HashMap<&str, usize> = HashMap::new();
+    for e in els {
+        let mut names = vec![e.pos.as_str(), e.neg.as_str()];
+        if let ElementKind::Vcvs { cp, cn, .. } | ElementKind::Vccs { cp, cn, .. } = &e.kind {
+            names.push(cp);
+            names.push(cn);
+        }
+        for n in names {
+            *uses.entry(n).or_insert(0) += 1;
+        }
+    }
+    let by_name: HashMap<&str, usize> = els
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.name.as_str(), i))
+        .collect();
+    for (fi, f) in els.iter().enumerate() {
+        let ElementKind::Cccs { vsource, gain } = &f.kind else {
+            continue;
+        };
+        let bad = |why: &str| err(f.line, &text_of(f), format!("{why}; {SUPPORTED}"));
+        let vi = by_name[vsource.as_str()];
+        let v = &els[vi];
+        if !matches!(v.kind, ElementKind::VoltageSource { value } if value == 0.0) {
+            return Err(bad(&format!("{vsource} is not a 0 V sense source")));
+        }
+        if out.consumed.contains(&vi) {
+            return Err(bad(&format!("{vsource} already senses another transformer")));
+        }
+        // The E element in series with the sense source, through a node used by nothing else.
+        let mut found = None;
+        for (ei, e) in els.iter().enumerate() {
+            let ElementKind::Vcvs { cp, cn, gain: a } = &e.kind else {
+                continue;
+            };
+            let (x, p2, n2) = if e.neg == v.pos {
+                (&e.neg, &e.pos, &v.neg)
+            } else if v.neg == e.pos {
+                (&e.pos, &v.pos, &e.neg)
+            } else {
+                continue;
+            };
+            if x == GROUND || uses.get(x.as_str()) != Some(&2) || out.consumed.contains(&ei) {
+                continue;
+            }
+            found = Some((ei, x.clone(), [cp.clone(), cn.clone(), p2.clone(), n2.clone()], *a));
+            break;
+        }
+        let Some((ei, x, q, a)) = found else {
+            return Err(bad(&format!(
+                "no E element in series with the sense source {vsource}"
+            )));
+        };
+        let ok = (f.pos == q[0] && f.neg == q[1] && same(*gain, -a))
+            || (f.pos == q[1] && f.neg == q[0] && same(*gain, a));
+        if !ok {
+            return Err(bad(&format!(
+                "F gain {gain} or nodes do not match the E element {} (ratio {a}, port 1 {} {})",
+                els[ei].name, q[0], q[1]
+            )));
+        }
+        if q[2] == q[3] || q[0] == q[1] {
+            return Err(bad("a transformer port with both terminals on one node"));
+        }
+        let target = if x == els[ei].neg { q[3].clone() } else { q[2].clone() };
+        out.alias.insert(x, target);
+        let name = els[ei].name[1..].to_string();
+        let first = ei.min(fi).min(vi);
+        out.at.insert(first, (0, out.transformers.len()));
+        out.transformers.push((q, a, name));
+        out.consumed.extend([ei, fi, vi]);
+    }
+    // Gyrators: pairs of G elements, each controlled by the other's output port.
+    let gs: Vec<usize> = (0..els.len())
+        .filter(|&i| matches!(els[i].kind, ElementKind::Vccs { .. }))
+        .collect();
+    let g_of = |i: usize| match &els[i].kind {
+        ElementKind::Vccs { cp, cn, gm } => (cp, cn, *gm),
+        _ => unreachable!(),
+    };
+    for (ii, &i) in gs.iter().enumerate() {
+        if out.consumed.contains(&i) {
+            continue;
+        }
+        let x = &els[i];
+        let (xcp, xcn, gx) = g_of(i);
+        // Port 1 = x's output (pos, neg), port 2 = x's control (cp, cn), g = gx.
+        let q = [x.pos.clone(), x.neg.clone(), xcp.clone(), xcn.clone()];
+        let mut partner = None;
+        for &j in &gs[ii + 1..] {
+            if out.consumed.contains(&j) {
+                continue;
+            }
+            let y = &els[j];
+            let (ycp, ycn, gy) = g_of(j);
+            let s_out = if y.pos == q[2] && y.neg == q[3] {
+                1.0
+            } else if y.pos == q[3] && y.neg == q[2] {
+                -1.0
+            } else {
+                continue;
+            };
+            let s_ctl = if *ycp == q[0] && *ycn == q[1] {
+                1.0
+            } else if *ycp == q[1] && *ycn == q[0] {
+                -1.0
+            } else {
+                continue;
+            };
+            if same(s_out * s_ctl * gy, -gx) {
+                partner = Some(j);
+                break;
+            }
+        }
+        let Some(j) = partner else {
+            return Err(err(
+                x.line,
+                &text_of(x),
+                format!("G element without a matching partner; {SUPPORTED}"),
+            ));
+        };
+        if q[0] == q[1] || q[2] == q[3] {
+            return Err(err(
+                x.line,
+                &text_of(x),
+                "a gyrator port with both terminals on one node",
+            ));
+        }
+        out.at.insert(i, (1, out.gyrators.len()));
+        out.gyrators.push((q, gx, x.name[1..].to_string()));
+        out.consumed.extend([i, j]);
+    }
+    for (i, e) in els.iter().enumerate() {
+        if out.consumed.contains(&i) {
+            continue;
+        }
+        let what = match e.kind {
+            ElementKind::Vcvs { .. } => "E (VCVS) element outside a transformer pattern",
+            ElementKind::Cccs { .. } => "F (CCCS) element outside a transformer pattern",
+            ElementKind::Ccvs { .. } => "H (CCVS) elements are not supported",
+            _ => continue,
+        };
+        return Err(err(e.line, &text_of(e), format!("{what}; {SUPPORTED}")));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
