@@ -17,7 +17,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
-
 import ohmflow as of  # noqa: E402
 from ohmflow.activations import diode_relu, diode_relu_grad  # noqa: E402
 

@@ -26,7 +26,6 @@ import pathlib
 import time
 
 import numpy as np
-
 import ohmflow as of
 from ohmflow import mon
 
