@@ -250,6 +250,26 @@ def test_hardware_linearization_gradient_equals_implicit_differentiation(case, g
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-6 * max(1, np.abs(want).max()))
 
 
+def test_explicit_adjoint_circuit_gives_lambda():
+    """The transposed linearized circuit, built and solved as a circuit, gives
+    λ = (I − D Wᵀ)⁻¹ D ∂L/∂z (assembled here with NumPy from the active set)."""
+    rng = np.random.default_rng(21)
+    W, U, b = random_mon(rng, 6, 3, scale=2.0)
+    X = rng.normal(size=(3, 3))
+    G = rng.normal(size=(3, 6))
+    circ = mon.realize(W, U, b, g_unit=0.25)
+    sol = circ.network.solve(X)
+    z = brute_force(W, U, b, X)
+    M = np.eye(6) - W
+    for s in range(3):
+        act = z[s] > 0
+        lam = np.zeros(6)
+        lam[act] = np.linalg.solve(M[np.ix_(act, act)].T, G[s, act])
+        lin = circ.adjoint_circuit(sol, sample=s)
+        v = lin.solve(injections=(circ.hidden, G[s][None])).voltages[circ.hidden]
+        np.testing.assert_allclose(0.25 * v, lam, rtol=0, atol=1e-9 * max(1, np.abs(lam).max()))
+
+
 def test_hardware_gradient_matches_finite_differences():
     rng = np.random.default_rng(7)
     W, U, b = random_mon(rng, 5, 3)
