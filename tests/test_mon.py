@@ -202,13 +202,14 @@ def test_from_network_rejects_other_diodes():
 # --------------------------------------------------------- circuits (engine)
 @settings(max_examples=30, **SETTINGS)
 @given(case=mon_cases, g_unit=st.sampled_from([1.0, 1e-3]),
-       bias=st.sampled_from(["source", "current"]))
-def test_circuit_equilibrium_is_the_mon_fixed_point(case, g_unit, bias):
+       bias=st.sampled_from(["source", "current"]),
+       coupling=st.sampled_from(["gyrator", "transformer"]))
+def test_circuit_equilibrium_is_the_mon_fixed_point(case, g_unit, bias, coupling):
     n, n_in, batch, seed, scale = case
     rng = np.random.default_rng(seed)
     W, U, b = random_mon(rng, n, n_in, scale=scale)
     X = rng.normal(size=(batch, n_in))
-    circ = mon.realize(W, U, b, g_unit=g_unit, bias=bias)
+    circ = mon.realize(W, U, b, g_unit=g_unit, bias=bias, coupling=coupling)
     z_ref = brute_force(W, U, b, X)
     np.testing.assert_allclose(circ(X), z_ref, rtol=0, atol=1e-8)
     np.testing.assert_allclose(circ(X[0]), z_ref[0], rtol=0, atol=1e-8)
@@ -233,8 +234,10 @@ def test_realize_with_a_given_splitting_and_wide_sizes():
 
 
 @settings(max_examples=25, **SETTINGS)
-@given(case=mon_cases, g_unit=st.sampled_from([1.0, 1e-2]))
-def test_hardware_linearization_gradient_equals_implicit_differentiation(case, g_unit):
+@given(case=mon_cases, g_unit=st.sampled_from([1.0, 1e-2]),
+       coupling=st.sampled_from(["gyrator", "transformer"]))
+def test_hardware_linearization_gradient_equals_implicit_differentiation(case, g_unit,
+                                                                          coupling):
     n, n_in, batch, seed, scale = case
     rng = np.random.default_rng(seed)
     W, U, b = random_mon(rng, n, n_in, scale=scale)
@@ -243,7 +246,7 @@ def test_hardware_linearization_gradient_equals_implicit_differentiation(case, g
     z = brute_force(W, U, b, X)
     if np.min(np.abs(z @ W.T + X @ U.T + b)) < 1e-6:
         return  # degenerate unit: not differentiable
-    circ = mon.realize(W, U, b, g_unit=g_unit)
+    circ = mon.realize(W, U, b, g_unit=g_unit, coupling=coupling)
     hw = circ.gradient(X, G)
     ref = mon.gradient(W, U, b, X, G, z=z)
     for got, want in zip(hw, ref):
@@ -297,8 +300,9 @@ def test_hardware_gradient_matches_finite_differences():
 
 
 def test_transformer_coupling_realizes_w():
-    """The transformer loops of the module docstring: the Schur complement of the
-    circuit (from the engine's stated transformer law) gives back (W, U, b)."""
+    """The transformer loops of the module docstring (with their leak compensation):
+    the Schur complement of the circuit, from the engine's stated transformer law,
+    gives back (W, U, b)."""
     rng = np.random.default_rng(11)
     W, U, b = random_mon(rng, 6, 3)
     circ = mon.realize(W, U, b, coupling="transformer", g_unit=0.5)
@@ -308,10 +312,6 @@ def test_transformer_coupling_realizes_w():
         np.testing.assert_allclose(got, want, rtol=0, atol=1e-10 * max(1, np.abs(want).max()))
 
 
-@pytest.mark.xfail(strict=True, raises=of.FloatingNodeError,
-                   reason="the engine asks every node for a galvanic path to ground, so the "
-                          "inner nodes of a chain of transformer secondaries count as floating "
-                          "although the chain (its first port on ground) fixes them")
 def test_transformer_coupling_solves():
     rng = np.random.default_rng(12)
     W, U, b = random_mon(rng, 4, 2)

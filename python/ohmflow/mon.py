@@ -47,6 +47,12 @@ conductance unit (``g_unit``, 1 S by default). With (2),
   ``i₂ = −g (A z)_r`` (KCL along the chain), and primary ``k`` draws
   ``i₁ = −a_rk i₂ = g a_rk (A z)_r`` from node ``k``: summed over the rows,
   ``g (AᵀA z)_k``. Transformers are reciprocal: this part stays an energy.
+  The engine asks every node for a galvanic path to ground, which the inner
+  nodes of a chain lack, so a leak conductance ``ε`` is put across every
+  secondary: it carries ``ε a_rk z_k``, the secondary ``ε a_rk z_k`` more, and
+  primary ``k`` draws ``ε a_rk² z_k`` more, which is cancelled exactly by
+  lowering the ground conductance of node ``k`` from ``g m`` to
+  ``g m − ε Σ_r a_rk²`` (``ε`` is chosen to keep it ≥ ``g m / 2``).
   (``coupling="gyrator"``, the default: a node ``y_r`` per row with ``g`` to
   ground, fed by gyrators of conductance ``g a_rk`` from ``(k, ground)``, so that
   ``y_r = (A z)_r`` and the gyrators draw ``g a_rk y_r`` from node ``k``; see
@@ -541,9 +547,12 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
         of conductance ``g a_rk`` from ``(k, ground)`` to ``(y_r, ground)``; they
         inject ``g a_rk z_k`` into ``y_r``, so ``y_r = (A z)_r``, and draw
         ``g a_rk y_r`` from node ``k``: again ``g (AᵀA z)_k`` (two gyrators in
-        cascade act as a transformer). The engine currently reports the inner
-        nodes of a secondary chain as floating (it asks every node for a galvanic
-        path to ground), so only the gyrator coupling solves today.
+        cascade act as a transformer). The engine asks every node for a galvanic
+        path to ground, which the inner nodes of a chain of secondaries lack, so
+        the transformer coupling puts a small leak conductance ``ε`` across every
+        secondary and lowers the ground conductance of node ``k`` by
+        ``ε Σ_r a_rk²``, which cancels the extra current the leaks make the
+        primaries draw (exact; see the module docstring).
     tol : float
         Entries of magnitude ≤ ``tol`` times the largest one (per matrix) are left
         out of the circuit.
@@ -580,8 +589,7 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
         net.add_input(int(xin[i]), name=f"Vx{i}")
     zeros = np.zeros(n, dtype=np.int64)
     net.add_diodes(zeros, hidden, IdealDiode(0.0), names=[f"D{k}" for k in range(n)])
-    net.add_resistors(hidden, zeros, np.full(n, g_unit * splitting.m),
-                      names=[f"Rm{k}" for k in range(n)])
+    g_ground = np.full(n, g_unit * splitting.m)  # the m I part
     if A.size and coupling == "gyrator":
         # AᵀA through a node y_r per row of A: gyrators (k, 0) → (y_r, 0) of
         # conductance g a_rk inject g (A z)_r into y_r, which has g to ground, so
@@ -604,13 +612,25 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
         first = np.ones(rows.shape[0], dtype=bool)
         first[1:] = rows[1:] != rows[:-1]
         prev = np.where(first, GROUND, np.concatenate([[GROUND], chain[:-1]]))
-        net.add_transformers(hidden[cols], zeros[cols], chain, prev, A[rows, cols],
+        a_rk = A[rows, cols]
+        net.add_transformers(hidden[cols], zeros[cols], chain, prev, a_rk,
                              names=[f"T{r}_{k}" for r, k in zip(rows, cols)])
         last = np.ones(rows.shape[0], dtype=bool)
         last[:-1] = rows[1:] != rows[:-1]
         net.add_resistors(chain[last], np.zeros(int(last.sum()), dtype=np.int64),
                           np.full(int(last.sum()), g_unit),
                           names=[f"RA{r}" for r in rows[last]])
+        # A leak conductance ε across every secondary gives the chain's inner nodes
+        # a galvanic path to ground (the engine requires one). It carries ε a_rk z_k,
+        # so primary k draws ε a_rk² z_k more; the ground conductance of node k is
+        # lowered by ε Σ_r a_rk² to compensate — exactly. ε keeps half of m there.
+        sq = np.zeros(n)
+        np.add.at(sq, cols, a_rk**2)
+        eps = min(g_unit, 0.5 * g_unit * splitting.m / float(np.max(sq)))
+        net.add_resistors(chain, prev, np.full(rows.shape[0], eps),
+                          names=[f"RL{r}_{k}" for r, k in zip(rows, cols)])
+        g_ground = g_ground - eps * sq
+    net.add_resistors(hidden, zeros, g_ground, names=[f"Rm{k}" for k in range(n)])
     # −(B − Bᵀ): a gyrator per pair j < k, conductance −g K_jk.
     j, k = np.nonzero(np.triu(np.abs(K) > small(K), 1))
     if j.size:
