@@ -135,3 +135,57 @@ def test_cascade_rejects_bad_shapes():
         c.gradient(np.zeros((2, 4)), dloss_dout=np.zeros((2, 2)))
     with pytest.raises(of.InvalidNetworkError):
         c.gradient(np.zeros((2, 4)))
+
+
+def test_source_gradients_through_gyrators_and_transformers_match_finite_differences():
+    """dC/dV of input sources that drive transformer primaries and gyrator ports
+    (what chaining cascades of MON circuits needs), against central differences."""
+    net = of.Network()
+    x, s, y, w = (net.add_node(nm) for nm in ("x", "s", "y", "w"))
+    net.add_input(x)
+    net.add_input(w)
+    net.add_transformer(x, 0, s, 0, 1.7)
+    net.add_resistor(s, y, 1.0)
+    net.add_resistor(y, 0, 0.5)
+    net.add_resistor(x, 0, 0.3)
+    net.add_gyrator(w, 0, y, 0, 0.7)
+    net.add_gyrator(y, 0, w, 0, -0.4)
+    X = np.array([[0.8, -0.3], [-0.2, 0.5]])
+    _, src = of.learn.gradient(net, np.array([[0.1], [0.2]]), outputs=["y"], inputs=X,
+                               return_sources=True)
+
+    def loss(X_):
+        v = np.atleast_2d(net.solve(X_).voltages)[:, net.node("y")]
+        return np.mean(0.5 * (v - np.array([0.1, 0.2])) ** 2)
+
+    h = 1e-6
+    for i in range(2):
+        E = np.zeros_like(X)
+        E[:, i] = h
+        fd = (loss(X + E) - loss(X - E)) / (2 * h)
+        assert src["voltage_sources"][i] == pytest.approx(fd, rel=1e-7, abs=1e-12)
+
+
+def test_cascade_of_mon_circuits_matches_composed_mons():
+    """Two MON circuits in series (z1 drives the second one's inputs through buffers):
+    forward = mon.solve composed, ∂L/∂x = U1ᵀ λ1 with λ's from mon's NumPy formula."""
+    from ohmflow import mon
+
+    rng = np.random.default_rng(4)
+    n0, n1, n2 = 3, 5, 4
+    W1 = mon.parametrize(rng.normal(size=(n1, n1)) / 2, rng.normal(size=(n1, n1)) / 2, 0.4)
+    W2 = mon.parametrize(rng.normal(size=(n2, n2)) / 2, rng.normal(size=(n2, n2)) / 2, 0.4)
+    U1, b1 = rng.normal(size=(n1, n0)), rng.normal(size=n1)
+    U2, b2 = rng.normal(size=(n2, n1)), rng.normal(size=n2)
+    m1 = mon.realize(W1, U1, b1)
+    m2 = mon.realize(W2, U2, b2, coupling="transformer")
+    c = of.Cascade([m1.network, m2.network], [m1.hidden.tolist(), m2.hidden.tolist()])
+    X = rng.normal(size=(6, n0))
+    G = rng.normal(size=(6, n2))
+    z1 = mon.solve(W1, U1, b1, X)
+    z2 = mon.solve(W2, U2, b2, z1)
+    np.testing.assert_allclose(c(X), z2, rtol=0, atol=1e-10)
+    _, dx = c.gradient(X, dloss_dout=G, return_inputs=True)
+    lam2 = mon._lambda(W2, z2, z1 @ U2.T + b2, G)
+    lam1 = mon._lambda(W1, z1, X @ U1.T + b1, lam2 @ U2)
+    np.testing.assert_allclose(dx, lam1 @ U1, rtol=0, atol=1e-9 * max(1, np.abs(lam1).max()))

@@ -354,6 +354,26 @@ def _source_gradients_per_sample(net: Network, direct: np.ndarray,
         da, db = net.diode_nodes
         np.add.at(acc, (slice(None), da), gd * lam[:, db] - nu)
         np.add.at(acc, (slice(None), db), gd * lam[:, da] + nu)
+    if getattr(net, "n_gyrators", 0):
+        # Port 1 draws G (v_p2 − v_n2) at p1 (minus at n1), port 2 draws
+        # −G (v_p1 − v_n1) at p2 (minus at n2): −λᵀ ∂r/∂V_c at each terminal.
+        q, gg = net.gyrator_nodes, net.gyrator_conductances
+        l1 = lam[:, q[:, 0]] - lam[:, q[:, 1]]
+        l2 = lam[:, q[:, 2]] - lam[:, q[:, 3]]
+        np.add.at(acc, (slice(None), q[:, 0]), gg * l2)
+        np.add.at(acc, (slice(None), q[:, 1]), -gg * l2)
+        np.add.at(acc, (slice(None), q[:, 2]), -gg * l1)
+        np.add.at(acc, (slice(None), q[:, 3]), gg * l1)
+    if getattr(net, "n_transformers", 0) and "transformer_lambda" in adj:
+        # The constraint h = (v_p2 − v_n2) − a (v_p1 − v_n1) = 0 with multiplier τ
+        # contributes −τ ∂h/∂V_c, like an ideal diode's ν; its current unknown
+        # enters the KCL rows of the free nodes only, so λ covers the rest.
+        q, ratio = net.transformer_nodes, net.transformer_ratios
+        tau = adj["transformer_lambda"]
+        np.add.at(acc, (slice(None), q[:, 0]), ratio * tau)
+        np.add.at(acc, (slice(None), q[:, 1]), -ratio * tau)
+        np.add.at(acc, (slice(None), q[:, 2]), -tau)
+        np.add.at(acc, (slice(None), q[:, 3]), tau)
     nodes = net.voltage_source_nodes
     dv = (direct[:, nodes] + acc[:, nodes]) * np.asarray(net._vsign)
     ia, ib, _ = net._core.current_sources()
