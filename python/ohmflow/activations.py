@@ -121,7 +121,7 @@ def diode_relu_grad(x: Any, *, model: Any = None, series_resistance: float = 0.0
     direct = rhs.copy()
     adj = net._core.adjoint(v, np.ascontiguousarray(np.atleast_2d(sol.diode_currents)), rhs,
                             threads=threads)
-    dv, _ = _source_gradients_per_sample(net, direct, adj)
+    dv, _, _ = _source_gradients_per_sample(net, v, direct, adj)
     grad = dv[:, 0].reshape(X.shape)
     if return_value:
         return v[:, z].reshape(X.shape), grad

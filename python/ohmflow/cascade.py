@@ -180,7 +180,7 @@ class Cascade:
             lam = adj["lambda"]
             ra, rb = net.resistor_nodes
             grads[s] = -np.sum((lam[:, ra] - lam[:, rb]) * (v[:, ra] - v[:, rb]), axis=0)
-            dv, _ = _source_gradients_per_sample(net, direct, adj)
+            dv, _, _ = _source_gradients_per_sample(net, v, direct, adj)
             _, _, k = net._core.voltage_sources()
             dx = np.zeros((batch, net.n_inputs))
             dx[:, k[k >= 0]] = dv[:, k >= 0]

@@ -214,7 +214,10 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
         ``net.voltage_source_names``), ``"current_sources"`` (dC/dI, aligned
         with ``net.current_source_names``) and ``"diodes"`` (a dict of arrays
         aligned with ``net.diode_names``: dC/dv_on, dC/dg_on, dC/di_s, dC/dn, NaN
-        where a diode has no such parameter), from the same adjoint solve.
+        where a diode has no such parameter), from the same adjoint solve; with
+        transformers / gyrators also ``"transformers"`` (dC/d ratio, aligned with
+        ``net.transformer_names``) and ``"gyrators"`` (dC/dg, aligned with
+        ``net.gyrator_names``).
 
     Returns
     -------
@@ -291,6 +294,10 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
         lam = adj["lambda"]
         est = -np.mean(_branch_drops(net, lam) * drop0, axis=0)
         if return_sources:
+            if net.n_transformers:
+                # i1 = −a j: the port-2 current j of each transformer.
+                tc = np.atleast_2d(free.transformer_currents)
+                adj["transformer_j"] = -tc / net.transformer_ratios
             sources = _source_gradients(net, v0, direct, adj)
     elif method == "centered-ep":
         b = step_size(beta, 1e-3 * gscale, "beta")
@@ -324,16 +331,18 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
 
 def _source_gradients(net: Network, v: np.ndarray, direct: np.ndarray,
                       adj: dict) -> dict:
-    """Batch means of :func:`_source_gradients_per_sample`, with the diode gradients."""
-    dv, di = _source_gradients_per_sample(net, direct, adj)
+    """Batch means of :func:`_source_gradients_per_sample`, with the diode and
+    two-port gradients."""
+    dv, di, two = _source_gradients_per_sample(net, v, direct, adj)
     return {"voltage_sources": np.mean(dv, axis=0), "current_sources": np.mean(di, axis=0),
-            "diodes": _diode_gradients(net, v, adj)}
+            "diodes": _diode_gradients(net, v, adj), **two}
 
 
-def _source_gradients_per_sample(net: Network, direct: np.ndarray,
-                                 adj: dict) -> tuple[np.ndarray, np.ndarray]:
+def _source_gradients_per_sample(net: Network, v: np.ndarray, direct: np.ndarray,
+                                 adj: dict) -> tuple[np.ndarray, np.ndarray, dict]:
     """dC/dV of voltage sources and dC/dI of current sources from the adjoint, per
-    sample: arrays (batch, n_voltage_sources) and (batch, n_current_sources).
+    sample: arrays (batch, n_voltage_sources) and (batch, n_current_sources), and
+    the batch-mean two-port gradients (:func:`_two_port_gradients`).
 
     Differentiating the KKT conditions H v + D_Aᵀ μ = b(V, I), D_A v = c(V) gives
     dC/dp = ∂C/∂p − λᵀ ∂r/∂p − νᵀ ∂h/∂p. A clamp value V_c enters r through every
@@ -354,31 +363,54 @@ def _source_gradients_per_sample(net: Network, direct: np.ndarray,
         da, db = net.diode_nodes
         np.add.at(acc, (slice(None), da), gd * lam[:, db] - nu)
         np.add.at(acc, (slice(None), db), gd * lam[:, da] + nu)
-    if getattr(net, "n_gyrators", 0):
-        # Port 1 draws G (v_p2 − v_n2) at p1 (minus at n1), port 2 draws
-        # −G (v_p1 − v_n1) at p2 (minus at n2): −λᵀ ∂r/∂V_c at each terminal.
-        q, gg = net.gyrator_nodes, net.gyrator_conductances
-        l1 = lam[:, q[:, 0]] - lam[:, q[:, 1]]
-        l2 = lam[:, q[:, 2]] - lam[:, q[:, 3]]
-        np.add.at(acc, (slice(None), q[:, 0]), gg * l2)
-        np.add.at(acc, (slice(None), q[:, 1]), -gg * l2)
-        np.add.at(acc, (slice(None), q[:, 2]), -gg * l1)
-        np.add.at(acc, (slice(None), q[:, 3]), gg * l1)
-    if getattr(net, "n_transformers", 0) and "transformer_lambda" in adj:
-        # The constraint h = (v_p2 − v_n2) − a (v_p1 − v_n1) = 0 with multiplier τ
-        # contributes −τ ∂h/∂V_c, like an ideal diode's ν; its current unknown
-        # enters the KCL rows of the free nodes only, so λ covers the rest.
-        q, ratio = net.transformer_nodes, net.transformer_ratios
-        tau = adj["transformer_lambda"]
-        np.add.at(acc, (slice(None), q[:, 0]), ratio * tau)
-        np.add.at(acc, (slice(None), q[:, 1]), -ratio * tau)
-        np.add.at(acc, (slice(None), q[:, 2]), -tau)
-        np.add.at(acc, (slice(None), q[:, 3]), tau)
+    two = _two_port_gradients(net, v, adj, acc)
     nodes = net.voltage_source_nodes
     dv = (direct[:, nodes] + acc[:, nodes]) * np.asarray(net._vsign)
     ia, ib, _ = net._core.current_sources()
     di = -(lam[:, ia] - lam[:, ib])
-    return dv, di
+    return dv, di, two
+
+
+def _two_port_gradients(net: Network, v: np.ndarray, adj: dict, acc: np.ndarray) -> dict:
+    """dC/d(ratio) of each transformer and dC/dg of each gyrator; adds their terms
+    −λᵀ ∂F/∂V_c at every node to ``acc`` (used for the clamped nodes).
+
+    Transformer (p1, n1, p2, n2; ratio a; current j into p2, i1 = −a j; multiplier
+    λ_t of the constraint v2 − a v1 = 0): its KCL rows are j (e_p2 − e_n2) −
+    a j (e_p1 − e_n1), so dC/da = (λ_p1 − λ_n1) j + λ_t v1. Gyrator (i1 = g v2,
+    i2 = −g v1): dC/dg = −[(λ_p1 − λ_n1) v2 − (λ_p2 − λ_n2) v1].
+    """
+    out: dict = {}
+    lam = adj["lambda"]
+    if net.n_transformers:
+        q = net.transformer_nodes
+        a = net.transformer_ratios
+        lt = adj["transformer_lambda"]
+        v1 = v[:, q[:, 0]] - v[:, q[:, 1]]
+        l1 = lam[:, q[:, 0]] - lam[:, q[:, 1]]
+        # j from the law at the operating point: not stored in the adjoint; recover
+        # it as i1 = −a j from the KCL of the solve (passed in by the caller).
+        j = adj.get("transformer_j")
+        if j is None:
+            j = np.zeros_like(v1)
+        out["transformers"] = np.mean(l1 * j + lt * v1, axis=0)
+        for col, coef in ((2, -1.0), (3, 1.0)):
+            np.add.at(acc, (slice(None), q[:, col]), coef * lt)
+        np.add.at(acc, (slice(None), q[:, 0]), a * lt)
+        np.add.at(acc, (slice(None), q[:, 1]), -a * lt)
+    if net.n_gyrators:
+        q = net.gyrator_nodes
+        g = net.gyrator_conductances
+        v1 = v[:, q[:, 0]] - v[:, q[:, 1]]
+        v2 = v[:, q[:, 2]] - v[:, q[:, 3]]
+        l1 = lam[:, q[:, 0]] - lam[:, q[:, 1]]
+        l2 = lam[:, q[:, 2]] - lam[:, q[:, 3]]
+        out["gyrators"] = -np.mean(l1 * v2 - l2 * v1, axis=0)
+        np.add.at(acc, (slice(None), q[:, 2]), -g * l1)
+        np.add.at(acc, (slice(None), q[:, 3]), g * l1)
+        np.add.at(acc, (slice(None), q[:, 0]), g * l2)
+        np.add.at(acc, (slice(None), q[:, 1]), -g * l2)
+    return out
 
 
 def _diode_gradients(net: Network, v: np.ndarray, adj: dict) -> dict:

@@ -526,7 +526,7 @@ class Network:
         return Solution(self, raw, single)
 
     def linearize(self, solution: Solution | None = None, *, inputs: Any = None,
-                  sample: int = 0) -> Network:
+                  sample: int = 0, adjoint: bool = False) -> Network:
         """The incremental (small-signal) circuit at an operating point.
 
         This is the circuit that hardware solves to compute exact gradients
@@ -536,9 +536,15 @@ class Network:
         diode becomes a short, written as two antiparallel ideal diodes with
         ``v_on = 0`` (``<diode>:short+``, ``<diode>:short-``); an off one is open;
         every voltage source and input becomes a 0 V source on the same node and
-        current sources carry 0 A; transformers and gyrators (linear) are kept. Injecting currents ∂C/∂v at the outputs of the
-        linearized circuit gives node voltages λ, the adjoint of
-        :func:`ohmflow.learn.gradient` (dC/dg = −Δλ Δv).
+        current sources carry 0 A; transformers and gyrators (linear) are kept.
+        Injecting currents ∂C/∂v at the outputs of the linearized circuit gives node
+        voltages λ, the adjoint of :func:`ohmflow.learn.gradient` (dC/dg = −Δλ Δv).
+
+        With gyrators (not reciprocal) the adjoint λ solves the *transposed*
+        system: ``adjoint=True`` returns the adjoint network, the linearized
+        circuit with every gyrator's conductance negated (transformers, being
+        reciprocal, are unchanged), whose response to the injected ∂C/∂v is λ.
+        Without gyrators both are the same circuit.
 
         Parameters
         ----------
@@ -546,6 +552,8 @@ class Network:
             The operating point; solved here (with ``inputs``) if omitted.
         sample : int
             Which sample of a batched solution to linearize at.
+        adjoint : bool
+            Return the adjoint network (gyrators negated) instead; see above.
         """
         if solution is None:
             solution = self.solve(inputs) if inputs is not None else self.solve()
@@ -582,7 +590,8 @@ class Network:
                                  names=self.transformer_names)
         if self.n_gyrators:
             q = self.gyrator_nodes
-            lin.add_gyrators(q[:, 0], q[:, 1], q[:, 2], q[:, 3], self.gyrator_conductances,
+            g = self.gyrator_conductances
+            lin.add_gyrators(q[:, 0], q[:, 1], q[:, 2], q[:, 3], -g if adjoint else g,
                              names=self.gyrator_names)
         return lin
 

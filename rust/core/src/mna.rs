@@ -570,6 +570,8 @@ struct Eval {
     dphi: Vec<(f64, f64)>,
     /// Differential conductance of each junction.
     gd: Vec<f64>,
+    /// Whether every complementarity condition holds (set by `eval`).
+    comp_ok: bool,
 }
 
 impl Eval {
@@ -582,6 +584,7 @@ impl Eval {
             ftol: vec![0.0; p.m.dim],
             dphi: vec![(0.0, 0.0); p.m.diode_of_comp.len()],
             gd: vec![0.0; p.net.dio_model.len()],
+            comp_ok: true,
         }
     }
 }
@@ -658,6 +661,7 @@ impl Prep<'_> {
             bump(tol, p2, n2, i2, g.abs());
         }
         let mut ok = true;
+        let mut comp_ok = true;
         let mut psi = 0.0;
         let m = self.m;
         for (fi, &node) in self.c.node_of_free.iter().enumerate() {
@@ -689,11 +693,17 @@ impl Prep<'_> {
             let mu = st.mu[q];
             let c = self.c_comp[q];
             let y = c * (self.v_on[q] - (v[a] - v[b]) + mu * self.inv_gon[q]);
-            let t = tol[a].max(tol[b]).max(c * vtol).max(f64::MIN_POSITIVE);
-            e.ftol[row] = t;
-            // Exact test, whatever the NCP function of the iteration.
-            if !(mu.min(y).abs() <= t) {
+            // Amperes for the current, volts for the voltage condition (a huge
+            // current elsewhere must not excuse a diode beyond its threshold).
+            let t = tol[a].max(tol[b]).max(f64::MIN_POSITIVE);
+            let wv = y / c;
+            let tv = vtol + fl * vref;
+            e.ftol[row] = t.max(c * tv);
+            let on_ok = mu >= -t && wv.abs() <= tv;
+            let off_ok = mu.abs() <= t && wv >= -tv;
+            if !(on_ok || off_ok) {
                 ok = false;
+                comp_ok = false;
             }
             let (phi, da, db) = if self.pinned[q] {
                 (mu, 1.0, 0.0)
@@ -704,6 +714,7 @@ impl Prep<'_> {
             e.dphi[q] = (da, db);
             psi += phi * phi;
         }
+        e.comp_ok = comp_ok;
         (0.5 * psi, ok)
     }
 
@@ -934,16 +945,23 @@ fn solve_sample(
                     *st = fbp;
                     break;
                 }
-                // No descent at the rounding floor: accept if close to tolerance.
-                let worst = w
-                    .e
-                    .f
+                // No descent at the rounding floor: accept if close to tolerance
+                // (KCL and transformer rows) with every diode condition met.
+                let rows = m.n_free + m.n_tr;
+                let worst = w.e.f[..rows]
                     .iter()
-                    .zip(&w.e.ftol)
+                    .zip(&w.e.ftol[..rows])
                     .map(|(f, t)| f.abs() / t)
                     .fold(0.0f64, f64::max);
-                if worst <= 1e3 {
+                if worst <= 1e3 && w.e.comp_ok {
                     break;
+                }
+                if !w.e.comp_ok && p.n_ideal > 0 {
+                    return Err(Error::Convergence {
+                        iterations: stats.iterations as usize,
+                        residual: psi.sqrt(),
+                        detail: "no operating point found: ideal diodes stay beyond their thresholds (do the sources and transformers force them there? the constraints are then infeasible)".into(),
+                    });
                 }
                 return Err(Error::Convergence {
                     iterations: stats.iterations as usize,
@@ -959,7 +977,9 @@ fn solve_sample(
     let _ = p.eval(st, inj, Ncp::Min, opts, vtol, &mut w.e);
     for q in 0..m.diode_of_comp.len() {
         let (da, _) = w.e.dphi[q];
-        if da > 0.0 && st.mu[q].abs() <= w.e.ftol[m.n_free + m.n_tr + q] {
+        let k = m.diode_of_comp[q] as usize;
+        let t = w.e.tol[net.dio_a[k] as usize].max(w.e.tol[net.dio_b[k] as usize]);
+        if da > 0.0 && st.mu[q].abs() <= t {
             st.mu[q] = 0.0;
         }
     }
