@@ -501,17 +501,14 @@ class MonCircuit:
     def adjoint_circuit(self, solution: Any, *, sample: int = 0) -> Network:
         """The circuit hardware solves for the gradient, at one sample's operating point.
 
-        :meth:`Network.linearize` (conducting diodes short, off ones open, sources
-        at 0) with every gyrator reversed (``g → −g``: the transpose; resistors and
-        transformers are reciprocal). Injecting ``∂L/∂z`` at the hidden nodes
+        ``Network.linearize(adjoint=True)``: conducting diodes short, off ones open,
+        sources at 0, and every gyrator reversed (``g → −g``: the transpose;
+        resistors and transformers are reciprocal). Injecting ``∂L/∂z`` at the hidden nodes
         (``solve(injections=(m.hidden, dloss_dz[None]))``) gives hidden node
         voltages ``λ / g_unit``: what :meth:`gradient` reads from the engine's
         batched adjoint instead.
         """
-        lin = self.network.linearize(solution, sample=sample)
-        if lin.n_gyrators:
-            lin.gyrator_conductances = -lin.gyrator_conductances
-        return lin
+        return self.network.linearize(solution, sample=sample, adjoint=True)
 
     def __repr__(self) -> str:
         return (f"MonCircuit(hidden={self.n_hidden}, inputs={self.n_inputs}, "
