@@ -184,6 +184,26 @@ def test_from_network_gives_the_mon_the_circuit_computes(nh, ni, nx, seed, scale
     np.testing.assert_allclose(brute_force(W, U, b, X), z_circuit, rtol=0, atol=1e-9)
 
 
+def test_from_network_inputs_select_and_order_the_columns():
+    rng = np.random.default_rng(8)
+    net, hid = _random_resistor_diode_network(rng, 3, 2, 2)
+    W, U, b = mon.from_network(net)
+    x0, x1 = net.input_nodes
+    bias = [nd for nd in net.voltage_source_nodes if nd not in (x0, x1)][0]
+    vb = net.voltage_source_values[list(net.voltage_source_nodes).index(bias)]
+    W2, U2, b2 = mon.from_network(net, inputs=[x1, bias, x0])
+    np.testing.assert_allclose(W2, W, atol=1e-12)
+    np.testing.assert_allclose(U2[:, [2, 0]], U, atol=1e-12)
+    # the bias source's column times its value is what b held beyond the rest
+    X = rng.normal(size=(4, 2))
+    Xb = np.column_stack([X[:, 1], np.full(4, vb), X[:, 0]])
+    np.testing.assert_allclose(mon.solve(W2, U2, b2, Xb), mon.solve(W, U, b, X), atol=1e-9)
+    with pytest.raises(of.InvalidNetworkError):
+        mon.from_network(net, inputs=[x0])  # x1 has no value to fold into b
+    with pytest.raises(of.InvalidNetworkError):
+        mon.from_network(net, inputs=[x0, x1, int(hid[0])])  # not clamped
+
+
 def test_from_network_rejects_other_diodes():
     net = of.Network()
     a = net.add_node()

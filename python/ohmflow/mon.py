@@ -710,6 +710,7 @@ def _elements(net: Network, kind: str) -> tuple | None:
 
 
 def from_network(net: Network, *, hidden: Sequence[Any] | None = None,
+                 inputs: Sequence[Any] | None = None,
                  scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(W, U, b)`` of the MON that a resistor / ideal-diode network computes.
 
@@ -729,6 +730,12 @@ def from_network(net: Network, *, hidden: Sequence[Any] | None = None,
     hidden : sequence of nodes, optional
         The hidden units, in order. Default: the cathodes of the diodes, in
         diode order.
+    inputs : sequence of nodes, optional
+        Clamped nodes that are the MON's inputs, in the order of ``U``'s columns:
+        nodes of the network's inputs or of fixed voltage sources (a fixed source
+        listed here is an input instead of part of ``b``). Default: the network's
+        inputs, in input order. Every input of the network must be listed (it has
+        no value to fold into ``b``).
     scale : float
         Conductance unit ``s`` in siemens (``realize(..., g_unit=s)`` round-trips).
 
@@ -793,16 +800,30 @@ def from_network(net: Network, *, hidden: Sequence[Any] | None = None,
         Mc = Y[np.ix_(h, h)]
         Cc = -Y[np.ix_(h, cl)]
         bc = inj[h].copy()
-    # Split the clamped columns into inputs (in input order) and fixed values.
+    # Split the clamped columns into inputs and fixed values.
     src_of = {int(nd): k for k, nd in enumerate(vs_nodes)}
-    U = np.zeros((h.size, net.n_inputs))
+    if inputs is None:
+        in_nodes = np.asarray(net.input_nodes, dtype=np.int64)
+    else:
+        in_nodes = net._node_array(list(inputs), "inputs")
+        if len(set(in_nodes.tolist())) != in_nodes.size:
+            raise InvalidNetworkError("from_network: inputs must be distinct")
+        for nd in in_nodes:
+            if int(nd) not in src_of:
+                raise InvalidNetworkError(f"from_network: input node {int(nd)} is not "
+                                          "clamped by a voltage source or input")
+        missing = set(np.asarray(net.input_nodes).tolist()) - set(in_nodes.tolist())
+        if missing:
+            raise InvalidNetworkError(f"from_network: the network's inputs at nodes "
+                                      f"{sorted(missing)} are not listed in inputs=")
+    col_of = {int(nd): i for i, nd in enumerate(in_nodes)}
+    U = np.zeros((h.size, in_nodes.size))
     for col, nd in enumerate(cl):
         if nd == GROUND:
             continue
-        k = src_of[int(nd)]
-        if vs_input[k] >= 0:
-            U[:, vs_input[k]] += Cc[:, col]
+        if int(nd) in col_of:
+            U[:, col_of[int(nd)]] += Cc[:, col]
         else:
-            bc = bc + Cc[:, col] * vs_vals[k]
+            bc = bc + Cc[:, col] * vs_vals[src_of[int(nd)]]
     W = np.eye(h.size) - Mc / scale
     return W, U / scale, bc / scale
