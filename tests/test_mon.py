@@ -340,6 +340,41 @@ def test_transformer_coupling_solves():
     np.testing.assert_allclose(circ(X), brute_force(W, U, b, X), rtol=0, atol=1e-8)
 
 
+@pytest.mark.parametrize("coupling", ["gyrator", "transformer"])
+def test_shockley_diode_circuit_is_the_diode_relu_mon(coupling):
+    """With Shockley diodes the circuit's equilibrium is z = σ(W z + c), σ the diode
+    ReLU computed by its own one-unit circuit; the adjoint gradient equals
+    λ = (I − Σ' Wᵀ)⁻¹ Σ' g with Σ' from diode_relu_grad, and finite differences."""
+    from ohmflow.activations import diode_relu, diode_relu_grad
+
+    rng = np.random.default_rng(31)
+    W, U, b = random_mon(rng, 5, 3)
+    X = rng.normal(size=(4, 3))
+    G = rng.normal(size=(4, 5))
+    model = of.ShockleyDiode(i_s=1e-6, n=2.0)
+    circ = mon.realize(W, U, b, g_unit=0.5, coupling=coupling, diode=model)
+    z = circ(X)
+    pre = z @ W.T + X @ U.T + b
+    np.testing.assert_allclose(z, diode_relu(pre, model=model, conductance=0.5),
+                               rtol=0, atol=1e-9)
+    dW, dU, db = circ.gradient(X, G)
+    S = diode_relu_grad(pre, model=model, conductance=0.5)
+    lam = np.stack([np.linalg.solve(np.eye(5) - S[s][:, None] * W.T, S[s] * G[s])
+                    for s in range(4)])
+    np.testing.assert_allclose(db, lam.sum(0), rtol=0, atol=1e-8)
+    np.testing.assert_allclose(dU, lam.T @ X, rtol=0, atol=1e-8)
+    np.testing.assert_allclose(dW, lam.T @ z, rtol=0, atol=1e-8)
+    h = 1e-6
+
+    def loss(b_):
+        return float(np.sum(G * mon.realize(W, U, b_, g_unit=0.5, coupling=coupling,
+                                            diode=model)(X)))
+
+    e = np.zeros(5)
+    e[2] = h
+    assert db[2] == pytest.approx((loss(b + e) - loss(b - e)) / (2 * h), rel=1e-5, abs=1e-8)
+
+
 def test_realize_rejects_non_monotone_w():
     with pytest.raises(of.InvalidNetworkError):
         mon.realize(np.array([[1.5]]), np.ones((1, 1)), np.zeros(1))

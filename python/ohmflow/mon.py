@@ -517,7 +517,7 @@ class MonCircuit:
 
 def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
             m: float | None = None, g_unit: float = 1.0, bias: str = "source",
-            coupling: str = "gyrator", tol: float = 1e-12) -> MonCircuit:
+            coupling: str = "gyrator", diode: Any = None, tol: float = 1e-12) -> MonCircuit:
     """The circuit whose equilibrium is the MON ``z* = relu(W z* + U x + b)``.
 
     See the module docstring for the construction and its derivation: a node per
@@ -553,6 +553,14 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
     tol : float
         Entries of magnitude ≤ ``tol`` times the largest one (per matrix) are left
         out of the circuit.
+    diode : diode model, optional
+        The diode of every unit (default ``IdealDiode()``: the ReLU MON). A
+        non-ideal diode makes the circuit the MON ``z* = σ(W z* + U x + b)`` with
+        ``σ`` the diode ReLU of that diode at conductance ``g_unit``
+        (:func:`ohmflow.activations.diode_relu`): KCL reads
+        ``g (M z − c) + Y(z) = 0``, i.e. ``z + Y(z)/g = W z + c``, and
+        ``σ = (1 + Y/g)⁻¹``. :meth:`MonCircuit.gradient` still applies (5), with
+        ``λ = (I − Σ' Wᵀ)⁻¹ Σ' ∂L/∂z``, ``Σ' = diag σ'(W z + c)``, from the adjoint.
 
     Returns
     -------
@@ -585,7 +593,8 @@ def realize(W: Any, U: Any, b: Any, *, splitting: Splitting | None = None,
     for i in range(n_in):
         net.add_input(int(xin[i]), name=f"Vx{i}")
     zeros = np.zeros(n, dtype=np.int64)
-    net.add_diodes(zeros, hidden, IdealDiode(0.0), names=[f"D{k}" for k in range(n)])
+    net.add_diodes(zeros, hidden, IdealDiode(0.0) if diode is None else diode,
+                   names=[f"D{k}" for k in range(n)])
     g_ground = np.full(n, g_unit * splitting.m)  # the m I part
     if A.size and coupling == "gyrator":
         # AᵀA through a node y_r per row of A: gyrators (k, 0) → (y_r, 0) of
