@@ -5,7 +5,7 @@ biases) and current sources (nudging), solved exactly as the minimiser of the
 circuit's co-content by a Rust core with sparse Cholesky factorizations.
 """
 
-from . import datasets, gep, learn, models, train
+from . import activations, cascade, datasets, gep, learn, models, mon, train
 from ._core import (
     ConvergenceError,
     FloatingNodeError,
@@ -14,12 +14,14 @@ from ._core import (
     OhmflowError,
     SpiceParseError,
 )
+from .cascade import Cascade
 from .diodes import IdealDiode, ReluDiode, ShockleyDiode
 from .network import GROUND, Network, Solution
 from .spice import read_spice, to_spice
 
 __all__ = [
     "GROUND",
+    "Cascade",
     "ConvergenceError",
     "FloatingNodeError",
     "IdealDiode",
@@ -31,10 +33,13 @@ __all__ = [
     "ShockleyDiode",
     "Solution",
     "SpiceParseError",
+    "activations",
+    "cascade",
     "datasets",
     "gep",
     "learn",
     "models",
+    "mon",
     "train",
     "read_spice",
     "to_spice",

@@ -331,7 +331,18 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
 
 def _source_gradients(net: Network, v: np.ndarray, direct: np.ndarray,
                       adj: dict) -> dict:
-    """dC/dV of voltage sources and dC/dI of current sources from the adjoint.
+    """Batch means of :func:`_source_gradients_per_sample`, with the diode and
+    two-port gradients."""
+    dv, di, two = _source_gradients_per_sample(net, v, direct, adj)
+    return {"voltage_sources": np.mean(dv, axis=0), "current_sources": np.mean(di, axis=0),
+            "diodes": _diode_gradients(net, v, adj), **two}
+
+
+def _source_gradients_per_sample(net: Network, v: np.ndarray, direct: np.ndarray,
+                                 adj: dict) -> tuple[np.ndarray, np.ndarray, dict]:
+    """dC/dV of voltage sources and dC/dI of current sources from the adjoint, per
+    sample: arrays (batch, n_voltage_sources) and (batch, n_current_sources), and
+    the batch-mean two-port gradients (:func:`_two_port_gradients`).
 
     Differentiating the KKT conditions H v + D_Aᵀ μ = b(V, I), D_A v = c(V) gives
     dC/dp = ∂C/∂p − λᵀ ∂r/∂p − νᵀ ∂h/∂p. A clamp value V_c enters r through every
@@ -341,7 +352,7 @@ def _source_gradients(net: Network, v: np.ndarray, direct: np.ndarray,
     +I at a and −I at b: dC/dI = −(λ_a − λ_b).
     """
     lam, nu, gd = adj["lambda"], adj["nu"], adj["g_diff"]
-    batch, n = v.shape
+    batch, n = lam.shape
     # Σ over branches at each node of g × λ at the other end (λ = 0 at clamped nodes).
     acc = np.zeros((batch, n))
     ra, rb = net.resistor_nodes
@@ -354,11 +365,10 @@ def _source_gradients(net: Network, v: np.ndarray, direct: np.ndarray,
         np.add.at(acc, (slice(None), db), gd * lam[:, da] + nu)
     two = _two_port_gradients(net, v, adj, acc)
     nodes = net.voltage_source_nodes
-    dv = np.mean(direct[:, nodes] + acc[:, nodes], axis=0) * np.asarray(net._vsign)
+    dv = (direct[:, nodes] + acc[:, nodes]) * np.asarray(net._vsign)
     ia, ib, _ = net._core.current_sources()
-    di = -np.mean(lam[:, ia] - lam[:, ib], axis=0)
-    return {"voltage_sources": dv, "current_sources": di,
-            "diodes": _diode_gradients(net, v, adj), **two}
+    di = -(lam[:, ia] - lam[:, ib])
+    return dv, di, two
 
 
 def _two_port_gradients(net: Network, v: np.ndarray, adj: dict, acc: np.ndarray) -> dict:
