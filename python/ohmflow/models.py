@@ -85,13 +85,14 @@ _DIGITS_TRAIN = {"epochs": 12, "batch_size": 4, "lr": 20.0, "lr_decay": 0.9, "be
 
 
 def _mnist_train(hidden: Sequence[int]) -> dict:
-    """Training options for MNIST-size presets, *scaled* from the digits tuning, not
-    tuned on MNIST: per-layer rates chosen so that the first step moves conductances
-    by the same fraction as on the digits (measured exact-gradient magnitudes scale
-    as 1/width), batch 16."""
+    """Training options for MNIST-size presets. Tuned for DRN-1H on Fashion-MNIST
+    (88.6 % test after 20 epochs, see the README): per-layer rates proportional to
+    the width (measured exact-gradient magnitudes scale as 1/width), batch 32, decay
+    0.95 per epoch. Other widths are scaled, not tuned."""
     h = hidden[0]
-    lr = [round(0.6 * h, 6)] + [round(0.3 * h, 6)] * (len(hidden) - 1) + [round(0.14 * h, 6)]
-    return {"epochs": 10, "batch_size": 16, "lr": lr, "lr_decay": 0.9, "beta": 0.1,
+    lr = [round(0.45 * h, 6)] + [round(0.225 * h, 6)] * (len(hidden) - 1) \
+        + [round(0.105 * h, 6)]
+    return {"epochs": 20, "batch_size": 32, "lr": lr, "lr_decay": 0.95, "beta": 0.1,
             "eval_train": False}
 
 
