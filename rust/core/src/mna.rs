@@ -49,11 +49,11 @@
 //! clamped node or ground: transformers and gyrators do not connect their ports'
 //! common modes, so a secondary loop with no other path is floating.
 
+use crate::adjoint::AdjointSolution;
 use crate::compile::Compiled;
 use crate::error::{Error, Result};
 use crate::factor::Parallelism;
 use crate::network::{thermal_voltage, DiodeModel, Network, SourceValue, NONE};
-use crate::adjoint::AdjointSolution;
 use crate::solve::{BatchSolution, Method, SolveOptions, Warm};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::sparse::linalg::lu::{factorize_symbolic_lu, LuRef, NumericLu, SymbolicLu};
@@ -499,7 +499,10 @@ impl<'a> Prep<'a> {
         let mut n_shockley = 0;
         for (k, md) in net.dio_model.iter().enumerate() {
             if let DiodeModel::Shockley {
-                i_s, n, temperature, ..
+                i_s,
+                n,
+                temperature,
+                ..
             } = *md
             {
                 n_shockley += 1;
@@ -592,7 +595,15 @@ impl Eval {
 impl Prep<'_> {
     /// Evaluates every row at `st`; returns ½‖F‖² and whether every row is within
     /// its tolerance.
-    fn eval(&self, st: &State, inj: &[f64], kind: Ncp, opts: &SolveOptions, vtol: f64, e: &mut Eval) -> (f64, bool) {
+    fn eval(
+        &self,
+        st: &State,
+        inj: &[f64],
+        kind: Ncp,
+        opts: &SolveOptions,
+        vtol: f64,
+        e: &mut Eval,
+    ) -> (f64, bool) {
         let net = self.net;
         let v = &st.v;
         let (r, tol) = (&mut e.r, &mut e.tol);
@@ -834,7 +845,10 @@ fn solve_sample(
     loop {
         let (psi, ok) = p.eval(st, inj, kind, opts, vtol, &mut w.e);
         if ok {
-            if kind == Ncp::FischerBurmeister && fb_point.is_none() && m.diode_of_comp.len() > p.pinned.iter().filter(|&&x| x).count() {
+            if kind == Ncp::FischerBurmeister
+                && fb_point.is_none()
+                && m.diode_of_comp.len() > p.pinned.iter().filter(|&&x| x).count()
+            {
                 // Polish: the min function from here identifies the active set
                 // and makes complementarity exact.
                 fb_point = Some(st.clone());
@@ -853,13 +867,12 @@ fn solve_sample(
             polish_left -= 1;
         }
         if stats.iterations as usize >= opts.max_iter {
-            let worst = w
-                .e
-                .f
-                .iter()
-                .zip(&w.e.ftol)
-                .map(|(f, t)| f.abs() / t)
-                .fold(0.0f64, f64::max);
+            let worst =
+                w.e.f
+                    .iter()
+                    .zip(&w.e.ftol)
+                    .map(|(f, t)| f.abs() / t)
+                    .fold(0.0f64, f64::max);
             let res = w.e.f.iter().fold(0.0f64, |a, x| a.max(x.abs()));
             return Err(Error::Convergence {
                 iterations: stats.iterations as usize,
@@ -1115,7 +1128,14 @@ pub(crate) fn solve_batch(
         sol.iterations[s] = o.stats.iterations;
         sol.factorizations[s] = o.stats.factorizations;
         sol.kcl_residual[s] = o.kcl;
-        if !o.kcl.is_finite() || o.st.v.iter().chain(&o.st.j).chain(&o.id).any(|x| !x.is_finite()) {
+        if !o.kcl.is_finite()
+            || o.st
+                .v
+                .iter()
+                .chain(&o.st.j)
+                .chain(&o.id)
+                .any(|x| !x.is_finite())
+        {
             return Err(Error::Convergence {
                 iterations: o.stats.iterations as usize,
                 residual: o.kcl,
