@@ -685,7 +685,8 @@ class Solution:
         return self._out(self._raw["transformer_currents"])
 
     def current(self, name: str | int) -> Any:
-        """Current of an element given by name: resistor, diode or voltage source.
+        """Current of an element given by name: resistor, diode, voltage source,
+        current source or transformer (its port-1 current i1 into p1).
 
         An integer is a resistor index.
         """
@@ -701,6 +702,9 @@ class Solution:
         k = net._isources.index(name)
         if k is not None:
             return float(net.current_source_values[k])
+        k = net._transformers.index(name)
+        if k is not None:  # i1, into the + terminal of port 1
+            return self._out(self._raw["transformer_currents"][:, k])
         raise InvalidNetworkError(f"unknown element {name!r}")
 
     def _all_currents(self) -> np.ndarray:

@@ -37,9 +37,6 @@ impl Rng {
     fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
         lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
     }
-    fn node(&mut self, n: usize) -> usize {
-        1 + (self.next_u64() % n as u64) as usize
-    }
 }
 
 fn mon_like(n: usize, diodes: bool, gyrators: bool, seed: u64) -> Network {

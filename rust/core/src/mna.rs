@@ -680,7 +680,7 @@ impl Prep<'_> {
             e.f[fi] = r[x];
             e.ftol[fi] = tol[x].max(f64::MIN_POSITIVE);
             psi += r[x] * r[x];
-            if !(r[x].abs() <= e.ftol[fi]) {
+            if r[x].abs() > e.ftol[fi] || r[x].is_nan() {
                 ok = false;
             }
         }
@@ -693,7 +693,7 @@ impl Prep<'_> {
             e.f[row] = s * h;
             e.ftol[row] = s * (vtol + fl * ((p2 - n2).abs() + (a * (p1 - n1)).abs()));
             psi += e.f[row] * e.f[row];
-            if !(e.f[row].abs() <= e.ftol[row]) {
+            if e.f[row].abs() > e.ftol[row] || e.f[row].is_nan() {
                 ok = false;
             }
         }
@@ -1090,9 +1090,9 @@ pub(crate) fn solve_batch(
                     let vscale = p.voltage_scale(&st.v);
                     let _ = p.eval(&st, inj, Ncp::Min, opts, opts.vtol * vscale, &mut w.e);
                     let mut id = vec![0.0; nd];
-                    for kd in 0..nd {
+                    for (kd, idk) in id.iter_mut().enumerate() {
                         let q = m.comp_of_diode[kd];
-                        id[kd] = if q == NONE {
+                        *idk = if q == NONE {
                             let (a, b) = (net.dio_a[kd] as usize, net.dio_b[kd] as usize);
                             net.dio_model[kd].law(st.v[a] - st.v[b]).0
                         } else {
@@ -1168,6 +1168,9 @@ fn annotate(e: Error, s: usize, batch: usize) -> Error {
     }
 }
 
+/// λ at the nodes, ν of the diodes, multipliers of the transformer constraints.
+type AdjOut = (Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// The adjoint at each sample's operating point: solves Jᵀ λ = ∂C/∂v with J the
 /// MNA Jacobian (conducting ideal diodes held as constraints, off ones open; ReLU
 /// and Shockley diodes at their differential conductance; transformers as
@@ -1195,7 +1198,7 @@ pub(crate) fn adjoint_batch(
         Parallelism::Serial
     };
     let nc = m.diode_of_comp.len();
-    let run = || -> Vec<Result<(Vec<f64>, Vec<f64>, Vec<f64>)>> {
+    let run = || -> Vec<Result<AdjOut>> {
         (0..batch)
             .into_par_iter()
             .map_init(
