@@ -742,12 +742,16 @@ def test_exact_gradient_matches_finite_differences(seed, kinds):
                                atol=1e-5 * np.max(np.abs(fd_v)))
 
 
-def test_adjoint_network_gives_lambda_and_plain_linearization_does_not():
+@pytest.mark.parametrize("seed, conducting", [(4, False), (5, True), (7, True)])
+def test_adjoint_network_gives_lambda_and_plain_linearization_does_not(seed, conducting):
     """Injecting ∂C/∂v into net.linearize(adjoint=True) gives the adjoint λ of the
     exact gradient (dC/dg = −Δλ Δv); the plain linearization, with gyrators as
-    they are, gives the transposed answer, which differs."""
-    net = random_network(4, 8, n_tr=1, n_gy=3, n_ideal=1)
+    they are, gives the transposed answer, which differs. A conducting ideal diode
+    is a short in the linearized circuit (two antiparallel ideal diodes, a
+    degenerate pair the MNA solver must handle)."""
+    net = random_network(seed, 8, n_tr=1, n_gy=3, n_ideal=1)
     sol = net.solve()
+    assert (sol.diode_currents[0] > 0) == conducting
     out = [n for n in range(1, 9) if n not in set(net.voltage_source_nodes)][0]
     name = net.node_names[out]
     target = 0.3
@@ -760,3 +764,34 @@ def test_adjoint_network_gives_lambda_and_plain_linearization_does_not():
         lam = lin.solve(injections=([out], [[dc]])).voltages
         est = -(lam[ra] - lam[rb]) * dv
         assert np.allclose(est, grad, rtol=1e-8, atol=1e-12 * np.max(np.abs(grad))) == agrees
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(seed=st.integers(0, 10**6), n=st.integers(3, 40), series=st.booleans())
+def test_mna_path_agrees_with_the_cholesky_path(seed, n, series):
+    """A gyrator of zero conductance changes no current but sends the network down
+    the MNA / LU path: resistor-diode networks (ideal, ReLU, Shockley) must give
+    the operating point of the independent Cholesky / augmented-Lagrangian solver."""
+    net = random_network(seed, n, n_tr=0, n_gy=0, n_shockley=3, n_relu=3, n_ideal=2,
+                         series=series)
+    try:
+        ref = net.solve()
+    except of.InfeasibleError:
+        with pytest.raises(of.InfeasibleError):
+            _with_null_gyrator(net).solve()
+        return
+    sol = _with_null_gyrator(net).solve()
+    vs = max(1.0, np.max(np.abs(ref.voltages)))
+    np.testing.assert_allclose(sol.voltages, ref.voltages, rtol=0, atol=1e-10 * vs)
+    imax = max(np.max(np.abs(ref.diode_currents)), np.max(np.abs(ref.source_currents)))
+    np.testing.assert_allclose(sol.diode_currents, ref.diode_currents, rtol=0,
+                               atol=1e-8 * imax)
+    np.testing.assert_allclose(sol.source_currents, ref.source_currents, rtol=0,
+                               atol=1e-8 * imax)
+
+
+def _with_null_gyrator(net: of.Network) -> of.Network:
+    m = net.copy()
+    m.add_gyrator(1, 0, 2, 0, 0.0)
+    assert m.n_gyrators == 1
+    return m

@@ -730,9 +730,11 @@ impl Prep<'_> {
     }
 
     /// Jacobian values at the state evaluated in `e`.
-    fn jacobian(&self, e: &Eval, values: &mut [f64]) {
+    fn jacobian(&self, e: &Eval, values: &mut [f64], regularize: bool, jg: &mut [f64]) {
         values.copy_from_slice(&self.base);
         let m = self.m;
+        let net = self.net;
+        jg.iter_mut().for_each(|x| *x = 0.0);
         for (k, s) in m.dio_slots.iter().enumerate() {
             let g = e.gd[k];
             if m.comp_of_diode[k] == NONE && g != 0.0 {
@@ -740,8 +742,11 @@ impl Prep<'_> {
                 add(values, s[1], g);
                 add(values, s[2], -g);
                 add(values, s[3], -g);
+                jg[net.dio_a[k] as usize] += g;
+                jg[net.dio_b[k] as usize] += g;
             }
         }
+        let free = |x: u32| self.c.free_of_node[x as usize] != NONE;
         for (q, s) in m.comp_slots.iter().enumerate() {
             // KCL columns: μ leaves the anode, enters the cathode.
             add(values, s[0], 1.0);
@@ -751,7 +756,16 @@ impl Prep<'_> {
             // y = c (v_on − v_a + v_b + μ / g_on).
             add(values, s[2], -db * c);
             add(values, s[3], db * c);
-            let reg = if self.inv_gon[q] == 0.0 { REG } else { 0.0 };
+            // The regularized row acts as a conductance c / reg: keep it REG⁻¹
+            // times the conductance around the diode, junctions included.
+            let reg = if regularize && self.inv_gon[q] == 0.0 {
+                let k = m.diode_of_comp[q];
+                let (a, b) = (net.dio_a[k as usize], net.dio_b[k as usize]);
+                let j = |x: u32| if free(x) { jg[x as usize] } else { 0.0 };
+                REG * c / (c + j(a).max(j(b)))
+            } else {
+                0.0
+            };
             add(values, s[4], da + db * (c * self.inv_gon[q] + reg));
         }
     }
@@ -794,8 +808,18 @@ impl Prep<'_> {
     }
 }
 
+fn res_max(f: &[f64]) -> f64 {
+    f.iter().fold(0.0f64, |a, x| a.max(x.abs()))
+}
+
+/// ½ Σ (w_i f_i)².
+fn merit(f: &[f64], w: &[f64]) -> f64 {
+    0.5 * f.iter().zip(w).map(|(x, y)| (x * y) * (x * y)).sum::<f64>()
+}
+
 struct Work<'a> {
     lu: Option<Lu<'a>>,
+    wts: Vec<f64>,
     values: Vec<f64>,
     x: Vec<f64>,
     dnode: Vec<f64>,
@@ -843,7 +867,15 @@ fn solve_sample(
     let mut polish_left = 0usize;
     let mut stall = 0usize;
     loop {
-        let (psi, ok) = p.eval(st, inj, kind, opts, vtol, &mut w.e);
+        let (_, ok) = p.eval(st, inj, kind, opts, vtol, &mut w.e);
+        // Merit ½‖W F‖² with W = 1 / (each row's tolerance): rows in amperes of very
+        // different scales (a junction carrying kiloamperes next to a diode
+        // constraint held to 1e-13 V) count by how far each is from converged.
+        let tmax = w.e.ftol.iter().fold(0.0f64, |a, &t| a.max(t));
+        for (wi, &t) in w.wts.iter_mut().zip(&w.e.ftol) {
+            *wi = 1.0 / t.max(1e-12 * tmax).max(f64::MIN_POSITIVE);
+        }
+        let psi = merit(&w.e.f, &w.wts);
         if ok {
             if kind == Ncp::FischerBurmeister
                 && fb_point.is_none()
@@ -888,7 +920,7 @@ fn solve_sample(
             });
         }
         stats.iterations += 1;
-        p.jacobian(&w.e, &mut w.values);
+        p.jacobian(&w.e, &mut w.values, true, &mut w.dnode);
         let lu = w.lu.as_mut().expect("unknowns have an LU");
         if lu.factorize(&w.values)? {
             stats.factorizations += 1;
@@ -940,7 +972,8 @@ fn solve_sample(
         let mut accepted = false;
         while alpha > 1e-12 {
             p.apply(st, &w.x, alpha, &mut w.trial);
-            let (psi_t, _) = p.eval(&w.trial, inj, kind, opts, vtol, &mut w.e2);
+            let _ = p.eval(&w.trial, inj, kind, opts, vtol, &mut w.e2);
+            let psi_t = merit(&w.e2.f, &w.wts);
             if psi_t.is_finite() && psi_t <= (1.0 - 1e-4 * alpha) * psi {
                 accepted = true;
                 break;
@@ -972,13 +1005,13 @@ fn solve_sample(
                 if !w.e.comp_ok && p.n_ideal > 0 {
                     return Err(Error::Convergence {
                         iterations: stats.iterations as usize,
-                        residual: psi.sqrt(),
+                        residual: res_max(&w.e.f),
                         detail: "no operating point found: ideal diodes stay beyond their thresholds (do the sources and transformers force them there? the constraints are then infeasible)".into(),
                     });
                 }
                 return Err(Error::Convergence {
                     iterations: stats.iterations as usize,
-                    residual: psi.sqrt(),
+                    residual: res_max(&w.e.f),
                     detail: format!(
                         "MNA Newton line search failed (worst row at {worst:.3e} × its tolerance)"
                     ),
@@ -1060,6 +1093,7 @@ pub(crate) fn solve_batch(
             .map_init(
                 || Work {
                     lu: m.symbolic.as_ref().map(|_| Lu::new(m, inner)),
+                    wts: vec![0.0; m.dim],
                     values: vec![0.0; m.nnz()],
                     x: vec![0.0; m.dim],
                     dnode: vec![0.0; n],
@@ -1204,6 +1238,7 @@ pub(crate) fn adjoint_batch(
             .map_init(
                 || (Lu::new(m, inner), vec![0.0; m.nnz()], Eval::new(&p)),
                 |(lu, values, e), s| {
+                    let mut jg = vec![0.0; n];
                     let v = &sol.voltages[s * n..(s + 1) * n];
                     let mu = &sol.diode_currents[s * nd..(s + 1) * nd];
                     // Jacobian at the operating point with the exact active set.
@@ -1225,13 +1260,8 @@ pub(crate) fn adjoint_batch(
                         };
                         e.dphi[q] = if on { (0.0, 1.0) } else { (1.0, 0.0) };
                     }
-                    p.jacobian(e, values);
-                    // No regularization in the adjoint: remove the diagonal term.
-                    for (q, sl) in m.comp_slots.iter().enumerate() {
-                        if p.inv_gon[q] == 0.0 && e.dphi[q].1 > 0.0 {
-                            add(values, sl[4], -REG);
-                        }
-                    }
+                    // No regularization in the adjoint.
+                    p.jacobian(e, values, false, &mut jg);
                     lu.factorize(values)?;
                     let mut x = vec![0.0; m.dim];
                     let r = &rhs[s * n..(s + 1) * n];
