@@ -39,11 +39,24 @@
 //!    set is read off and polished by step 1 again, which makes complementarity
 //!    exact (inactive diodes carry exactly zero current).
 //!
-//! Shockley junctions limit their forward step as SPICE's `pnjlim` does. The
-//! Jacobian row of a conducting ideal diode carries a tiny diagonal term (1e-9 of
-//! the row scale): the residual is exact, so the solution is too, but a degenerate
-//! set of conducting diodes (two antiparallel ideal diodes, as
-//! `Network.linearize` writes a short) does not make the matrix singular.
+//! Steps are damped by an Armijo search on ½‖W F‖², W the inverse of each row's
+//! tolerance (rows of very different current scales count by how far each is
+//! from converged); Shockley junctions limit their forward step as SPICE's
+//! `pnjlim` does. The Jacobian row of a conducting ideal diode carries a small
+//! diagonal term, so that the row acts as a conductance 1e9 times the conductance
+//! around the diode (junctions included): the residual is exact, so the solution
+//! is too, but a degenerate set of conducting diodes (two antiparallel ideal
+//! diodes, as `Network.linearize` writes a short) does not make the matrix
+//! singular.
+//!
+//! Infeasibility: the sources' difference constraints on the ideal diodes are
+//! checked first ([`crate::feasibility`], an `Infeasible` error as on the Cholesky
+//! path). Constraints made infeasible only through transformers are not detected
+//! up front: the iteration then fails with a `Convergence` error saying so.
+//!
+//! Known limit: a bare junction forced far into forward bias (so that it carries
+//! astronomically large currents) through transformers can exhaust the Newton
+//! iterations; a series resistance (SPICE's RS) avoids it.
 //!
 //! Floating nodes are those without a *galvanic* path (resistors, junctions) to a
 //! clamped node or ground: transformers and gyrators do not connect their ports'
