@@ -497,15 +497,38 @@ def test_floating_secondary_is_an_error_naming_its_nodes():
     net.add_resistor(d, of.GROUND, 1.0)  # anchoring one side fixes it
     sol = net.solve()
     assert sol.voltage("c") - sol.voltage("d") == pytest.approx(2 * sol.voltage("b"), rel=1e-12)
-    # Gyrators do not connect their ports either.
+    # Gyrators do not connect their two sides either.
+    g = of.Network()
+    x, y, z = g.add_node("x"), g.add_node("y"), g.add_node("z")
+    g.add_resistor(x, of.GROUND, 1.0)
+    g.add_current_source(of.GROUND, x, 1.0)
+    g.add_gyrator(x, of.GROUND, y, z, 1.0)
+    g.add_resistor(y, z, 1.0)
+    with pytest.raises(of.FloatingNodeError) as e:
+        g.solve()
+    assert sorted(e.value.nodes) == [y, z]
+
+
+def test_a_port_with_a_grounded_terminal_anchors_the_other():
+    """y touches only port 2 of a gyrator (y, ground): KCL at y forces
+    i2 = −g v_x = 0, so v_x = 0 and the 1 A source flows into port 1:
+    i1 = g v_y = 1 A (hand calculation). Likewise a transformer secondary with one
+    grounded terminal and nothing else: v_w = a v_x, no current."""
     g = of.Network()
     x, y = g.add_node("x"), g.add_node("y")
     g.add_resistor(x, of.GROUND, 1.0)
     g.add_current_source(of.GROUND, x, 1.0)
-    g.add_gyrator(x, of.GROUND, y, 1, 1.0)  # port 2 between y and x
-    with pytest.raises(of.FloatingNodeError) as e:
-        g.solve()
-    assert e.value.nodes == [y]
+    g.add_gyrator(x, of.GROUND, y, of.GROUND, 0.5)
+    sol = g.solve()
+    assert sol.voltage("x") == pytest.approx(0.0, abs=1e-15)
+    assert sol.voltage("y") == pytest.approx(1.0 / 0.5, rel=1e-14)
+    t = of.Network()
+    x, w = t.add_node("x"), t.add_node("w")
+    t.add_voltage_source(x, 0.7)
+    t.add_transformer(x, of.GROUND, w, of.GROUND, -3.0)
+    sol = t.solve()
+    assert sol.voltage("w") == pytest.approx(-2.1, rel=1e-14)
+    assert sol.transformer_currents[0] == 0.0 and sol.source_currents[0] == 0.0
 
 
 @pytest.mark.parametrize("ratio", [0.0, np.nan, np.inf, -np.inf])

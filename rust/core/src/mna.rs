@@ -58,9 +58,14 @@
 //! astronomically large currents) through transformers can exhaust the Newton
 //! iterations; a series resistance (SPICE's RS) avoids it.
 //!
-//! Floating nodes are those without a *galvanic* path (resistors, junctions) to a
-//! clamped node or ground: transformers and gyrators do not connect their ports'
-//! common modes, so a secondary loop with no other path is floating.
+//! Floating nodes: transformers and gyrators do not connect their two sides
+//! galvanically. For the floating-node check each port joins its own two
+//! terminals (the port fixes their difference), never one side to the other: a
+//! secondary loop with no other path to ground or a source has an undefined
+//! common mode and is reported as floating; a port with a grounded terminal
+//! anchors the other. (A configuration that passes this check and is still
+//! singular, e.g. a zero-conductance gyrator as a node's only connection, is
+//! reported by the LU as a singular matrix.)
 
 use crate::adjoint::AdjointSolution;
 use crate::compile::Compiled;
