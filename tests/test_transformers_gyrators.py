@@ -818,3 +818,62 @@ def _with_null_gyrator(net: of.Network) -> of.Network:
     m.add_gyrator(1, 0, 2, 0, 0.0)
     assert m.n_gyrators == 1
     return m
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 30))
+def test_relu_monotone_network_matches_forward_backward_splitting(seed, n):
+    """Nodes z ≥ 0 held by ideal diodes from ground (v_on = 0), conductances to
+    ground and between nodes (G, symmetric positive definite), gyrators (S, skew)
+    and bias currents b: the equilibrium is the zero of (G + S) z − b + N(z ≥ 0),
+    i.e. the fixed point z = relu(z − α ((G + S) z − b)) of a ReLU monotone
+    operator network with W = I − α (G + S). Forward-backward splitting in numpy,
+    iterated to convergence, is the reference."""
+    rng = np.random.default_rng(seed)
+    net = of.Network()
+    z = net.add_nodes(n)
+    g0 = rng.uniform(0.2, 1.0, n)
+    net.add_resistors(z, np.zeros(n, dtype=np.int64), g0)
+    M = np.diag(g0)
+    for _ in range(n):
+        i, j = rng.choice(n, 2, replace=False)
+        g = rng.uniform(0.05, 0.5)
+        net.add_resistor(int(z[i]), int(z[j]), float(g))
+        M[i, i] += g
+        M[j, j] += g
+        M[i, j] -= g
+        M[j, i] -= g
+    for _ in range(2 * n):
+        i, j = rng.choice(n, 2, replace=False)
+        g = rng.uniform(-1.0, 1.0)
+        # i_i = g v_j into node i, i_j = −g v_i into node j: M gains g at (i, j),
+        # −g at (j, i) (currents leaving the nodes).
+        net.add_gyrator(int(z[i]), 0, int(z[j]), 0, float(g))
+        M[i, j] += g
+        M[j, i] -= g
+    b = rng.normal(size=n)
+    net.add_current_sources(np.zeros(n, dtype=np.int64), z, b)  # b flows into each node
+    net.add_diodes(np.zeros(n, dtype=np.int64), z, of.IdealDiode(0.0))
+    sol = net.solve()
+    # Reference: forward-backward splitting with a step below 2 m / L².
+    m = np.min(np.linalg.eigvalsh(0.5 * (M + M.T)))
+    L = np.linalg.norm(M, 2)
+    alpha = m / L**2
+    x = np.zeros(n)
+    converged = False
+    for _ in range(200000):
+        x_new = np.maximum(x - alpha * (M @ x - b), 0.0)
+        if np.max(np.abs(x_new - x)) <= 1e-15 * max(1.0, np.max(np.abs(x))):
+            x, converged = x_new, True
+            break
+        x = x_new
+    assert converged
+    if n >= 10:  # both sides of the ReLU are exercised
+        assert np.any(x > 0) and np.any(x == 0)
+    # Error bound of the contraction: |x − z*| ≤ step / (1 − q), q = sqrt(1 − m²/L²).
+    q = np.sqrt(1 - (m / L) ** 2)
+    bound = 1e-15 * max(1.0, np.max(np.abs(x))) / (1 - q) + 1e-12
+    np.testing.assert_allclose(sol.voltages[z], x, rtol=0, atol=max(bound, 1e-10))
+    # The diode currents close KCL: μ = (G + S) z − b ≥ 0, zero where z > 0.
+    mu = M @ sol.voltages[z] - b
+    np.testing.assert_allclose(sol.diode_currents, np.maximum(mu, 0.0), rtol=0, atol=1e-10)
