@@ -497,15 +497,38 @@ def test_floating_secondary_is_an_error_naming_its_nodes():
     net.add_resistor(d, of.GROUND, 1.0)  # anchoring one side fixes it
     sol = net.solve()
     assert sol.voltage("c") - sol.voltage("d") == pytest.approx(2 * sol.voltage("b"), rel=1e-12)
-    # Gyrators do not connect their ports either.
+    # Gyrators do not connect their two sides either.
+    g = of.Network()
+    x, y, z = g.add_node("x"), g.add_node("y"), g.add_node("z")
+    g.add_resistor(x, of.GROUND, 1.0)
+    g.add_current_source(of.GROUND, x, 1.0)
+    g.add_gyrator(x, of.GROUND, y, z, 1.0)
+    g.add_resistor(y, z, 1.0)
+    with pytest.raises(of.FloatingNodeError) as e:
+        g.solve()
+    assert sorted(e.value.nodes) == [y, z]
+
+
+def test_a_port_with_a_grounded_terminal_anchors_the_other():
+    """y touches only port 2 of a gyrator (y, ground): KCL at y forces
+    i2 = −g v_x = 0, so v_x = 0 and the 1 A source flows into port 1:
+    i1 = g v_y = 1 A (hand calculation). Likewise a transformer secondary with one
+    grounded terminal and nothing else: v_w = a v_x, no current."""
     g = of.Network()
     x, y = g.add_node("x"), g.add_node("y")
     g.add_resistor(x, of.GROUND, 1.0)
     g.add_current_source(of.GROUND, x, 1.0)
-    g.add_gyrator(x, of.GROUND, y, 1, 1.0)  # port 2 between y and x
-    with pytest.raises(of.FloatingNodeError) as e:
-        g.solve()
-    assert e.value.nodes == [y]
+    g.add_gyrator(x, of.GROUND, y, of.GROUND, 0.5)
+    sol = g.solve()
+    assert sol.voltage("x") == pytest.approx(0.0, abs=1e-15)
+    assert sol.voltage("y") == pytest.approx(1.0 / 0.5, rel=1e-14)
+    t = of.Network()
+    x, w = t.add_node("x"), t.add_node("w")
+    t.add_voltage_source(x, 0.7)
+    t.add_transformer(x, of.GROUND, w, of.GROUND, -3.0)
+    sol = t.solve()
+    assert sol.voltage("w") == pytest.approx(-2.1, rel=1e-14)
+    assert sol.transformer_currents[0] == 0.0 and sol.source_currents[0] == 0.0
 
 
 @pytest.mark.parametrize("ratio", [0.0, np.nan, np.inf, -np.inf])
@@ -742,12 +765,16 @@ def test_exact_gradient_matches_finite_differences(seed, kinds):
                                atol=1e-5 * np.max(np.abs(fd_v)))
 
 
-def test_adjoint_network_gives_lambda_and_plain_linearization_does_not():
+@pytest.mark.parametrize("seed, conducting", [(4, False), (5, True), (7, True)])
+def test_adjoint_network_gives_lambda_and_plain_linearization_does_not(seed, conducting):
     """Injecting ∂C/∂v into net.linearize(adjoint=True) gives the adjoint λ of the
     exact gradient (dC/dg = −Δλ Δv); the plain linearization, with gyrators as
-    they are, gives the transposed answer, which differs."""
-    net = random_network(4, 8, n_tr=1, n_gy=3, n_ideal=1)
+    they are, gives the transposed answer, which differs. A conducting ideal diode
+    is a short in the linearized circuit (two antiparallel ideal diodes, a
+    degenerate pair the MNA solver must handle)."""
+    net = random_network(seed, 8, n_tr=1, n_gy=3, n_ideal=1)
     sol = net.solve()
+    assert (sol.diode_currents[0] > 0) == conducting
     out = [n for n in range(1, 9) if n not in set(net.voltage_source_nodes)][0]
     name = net.node_names[out]
     target = 0.3
@@ -760,3 +787,93 @@ def test_adjoint_network_gives_lambda_and_plain_linearization_does_not():
         lam = lin.solve(injections=([out], [[dc]])).voltages
         est = -(lam[ra] - lam[rb]) * dv
         assert np.allclose(est, grad, rtol=1e-8, atol=1e-12 * np.max(np.abs(grad))) == agrees
+
+
+@settings(max_examples=60, **SETTINGS)
+@given(seed=st.integers(0, 10**6), n=st.integers(3, 40), series=st.booleans())
+def test_mna_path_agrees_with_the_cholesky_path(seed, n, series):
+    """A gyrator of zero conductance changes no current but sends the network down
+    the MNA / LU path: resistor-diode networks (ideal, ReLU, Shockley) must give
+    the operating point of the independent Cholesky / augmented-Lagrangian solver."""
+    net = random_network(seed, n, n_tr=0, n_gy=0, n_shockley=3, n_relu=3, n_ideal=2,
+                         series=series)
+    try:
+        ref = net.solve()
+    except of.InfeasibleError:
+        with pytest.raises(of.InfeasibleError):
+            _with_null_gyrator(net).solve()
+        return
+    sol = _with_null_gyrator(net).solve()
+    vs = max(1.0, np.max(np.abs(ref.voltages)))
+    np.testing.assert_allclose(sol.voltages, ref.voltages, rtol=0, atol=1e-10 * vs)
+    imax = max(np.max(np.abs(ref.diode_currents)), np.max(np.abs(ref.source_currents)))
+    np.testing.assert_allclose(sol.diode_currents, ref.diode_currents, rtol=0,
+                               atol=1e-8 * imax)
+    np.testing.assert_allclose(sol.source_currents, ref.source_currents, rtol=0,
+                               atol=1e-8 * imax)
+
+
+def _with_null_gyrator(net: of.Network) -> of.Network:
+    m = net.copy()
+    m.add_gyrator(1, 0, 2, 0, 0.0)
+    assert m.n_gyrators == 1
+    return m
+
+
+@settings(max_examples=40, **SETTINGS)
+@given(seed=st.integers(0, 10**6), n=st.integers(2, 30))
+def test_relu_monotone_network_matches_forward_backward_splitting(seed, n):
+    """Nodes z ≥ 0 held by ideal diodes from ground (v_on = 0), conductances to
+    ground and between nodes (G, symmetric positive definite), gyrators (S, skew)
+    and bias currents b: the equilibrium is the zero of (G + S) z − b + N(z ≥ 0),
+    i.e. the fixed point z = relu(z − α ((G + S) z − b)) of a ReLU monotone
+    operator network with W = I − α (G + S). Forward-backward splitting in numpy,
+    iterated to convergence, is the reference."""
+    rng = np.random.default_rng(seed)
+    net = of.Network()
+    z = net.add_nodes(n)
+    g0 = rng.uniform(0.2, 1.0, n)
+    net.add_resistors(z, np.zeros(n, dtype=np.int64), g0)
+    M = np.diag(g0)
+    for _ in range(n):
+        i, j = rng.choice(n, 2, replace=False)
+        g = rng.uniform(0.05, 0.5)
+        net.add_resistor(int(z[i]), int(z[j]), float(g))
+        M[i, i] += g
+        M[j, j] += g
+        M[i, j] -= g
+        M[j, i] -= g
+    for _ in range(2 * n):
+        i, j = rng.choice(n, 2, replace=False)
+        g = rng.uniform(-1.0, 1.0)
+        # i_i = g v_j into node i, i_j = −g v_i into node j: M gains g at (i, j),
+        # −g at (j, i) (currents leaving the nodes).
+        net.add_gyrator(int(z[i]), 0, int(z[j]), 0, float(g))
+        M[i, j] += g
+        M[j, i] -= g
+    b = rng.normal(size=n)
+    net.add_current_sources(np.zeros(n, dtype=np.int64), z, b)  # b flows into each node
+    net.add_diodes(np.zeros(n, dtype=np.int64), z, of.IdealDiode(0.0))
+    sol = net.solve()
+    # Reference: forward-backward splitting with a step below 2 m / L².
+    m = np.min(np.linalg.eigvalsh(0.5 * (M + M.T)))
+    L = np.linalg.norm(M, 2)
+    alpha = m / L**2
+    x = np.zeros(n)
+    converged = False
+    for _ in range(200000):
+        x_new = np.maximum(x - alpha * (M @ x - b), 0.0)
+        if np.max(np.abs(x_new - x)) <= 1e-15 * max(1.0, np.max(np.abs(x))):
+            x, converged = x_new, True
+            break
+        x = x_new
+    assert converged
+    if n >= 10:  # both sides of the ReLU are exercised
+        assert np.any(x > 0) and np.any(x == 0)
+    # Error bound of the contraction: |x − z*| ≤ step / (1 − q), q = sqrt(1 − m²/L²).
+    q = np.sqrt(1 - (m / L) ** 2)
+    bound = 1e-15 * max(1.0, np.max(np.abs(x))) / (1 - q) + 1e-12
+    np.testing.assert_allclose(sol.voltages[z], x, rtol=0, atol=max(bound, 1e-10))
+    # The diode currents close KCL: μ = (G + S) z − b ≥ 0, zero where z > 0.
+    mu = M @ sol.voltages[z] - b
+    np.testing.assert_allclose(sol.diode_currents, np.maximum(mu, 0.0), rtol=0, atol=1e-10)

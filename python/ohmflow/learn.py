@@ -226,6 +226,11 @@ def gradient(net: Network, targets: Any, method: str = "exact", *, outputs: Any 
     """
     if method not in METHODS:
         raise InvalidNetworkError(f"method must be one of {METHODS}, got {method!r}")
+    if method != "exact" and net.n_gyrators:
+        raise InvalidNetworkError(
+            f"method={method!r} estimates the gradient from an energy, which a network "
+            "with gyrators (not reciprocal) does not have: use method='exact' (the adjoint "
+            "solves the transposed system)")
     if wrt not in ("conductance", "resistance"):
         raise InvalidNetworkError("wrt must be 'conductance' or 'resistance'")
     outs, t = _targets(net, targets, outputs)

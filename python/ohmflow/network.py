@@ -241,8 +241,10 @@ class Network:
         each port from the circuit, so ``v1 i1 + v2 i2 = 0`` (lossless, reciprocal).
         ``ratio`` is any finite nonzero real (a negative ratio swaps the windings).
         With the other usual convention (i2 counted out of p2) this reads i1 = a i2.
-        Transformers do not connect their ports galvanically: each side needs its
-        own resistive path to ground or a source. Returns the transformer's index.
+        Transformers do not connect their two sides galvanically: each side needs
+        its own path to ground or a source (resistors, junctions, or a port terminal
+        on such a node; a port fixes only the difference of its terminals), else
+        :class:`FloatingNodeError`. Returns the transformer's index.
         """
         idx = self.add_transformers([self.node(p1)], [self.node(n1)], [self.node(p2)],
                                     [self.node(n2)], [ratio],
@@ -271,6 +273,7 @@ class Network:
         and not reciprocal. ``g`` (siemens) is any finite real. Networks holding
         gyrators are solved by a nonsymmetric sparse-LU path (modified nodal
         analysis); their equilibrium is unique but is not an energy minimiser.
+        As for transformers, the two sides are not connected galvanically.
         Returns the gyrator's index.
         """
         idx = self.add_gyrators([self.node(p1)], [self.node(n1)], [self.node(p2)],
@@ -685,7 +688,8 @@ class Solution:
         return self._out(self._raw["transformer_currents"])
 
     def current(self, name: str | int) -> Any:
-        """Current of an element given by name: resistor, diode or voltage source.
+        """Current of an element given by name: resistor, diode, voltage source,
+        current source or transformer (its port-1 current i1 into p1).
 
         An integer is a resistor index.
         """
@@ -701,6 +705,9 @@ class Solution:
         k = net._isources.index(name)
         if k is not None:
             return float(net.current_source_values[k])
+        k = net._transformers.index(name)
+        if k is not None:  # i1, into the + terminal of port 1
+            return self._out(self._raw["transformer_currents"][:, k])
         raise InvalidNetworkError(f"unknown element {name!r}")
 
     def _all_currents(self) -> np.ndarray:

@@ -77,6 +77,12 @@ impl Compiled {
                 uf.union(a, b);
             }
         }
+        // A two-port fixes each port's differential voltage, not its common mode:
+        // its two terminals are joined, its two sides are not (see `crate::mna`).
+        for q in net.tr_nodes.iter().chain(&net.gy_nodes) {
+            uf.union(q[0], q[1]);
+            uf.union(q[2], q[3]);
+        }
         let mut anchored = vec![false; n];
         anchored[uf.find(0) as usize] = true;
         for &c in &net.vs_node {

@@ -39,21 +39,39 @@
 //!    set is read off and polished by step 1 again, which makes complementarity
 //!    exact (inactive diodes carry exactly zero current).
 //!
-//! Shockley junctions limit their forward step as SPICE's `pnjlim` does. The
-//! Jacobian row of a conducting ideal diode carries a tiny diagonal term (1e-9 of
-//! the row scale): the residual is exact, so the solution is too, but a degenerate
-//! set of conducting diodes (two antiparallel ideal diodes, as
-//! `Network.linearize` writes a short) does not make the matrix singular.
+//! Steps are damped by an Armijo search on ½‖W F‖², W the inverse of each row's
+//! tolerance (rows of very different current scales count by how far each is
+//! from converged); Shockley junctions limit their forward step as SPICE's
+//! `pnjlim` does. The Jacobian row of a conducting ideal diode carries a small
+//! diagonal term, so that the row acts as a conductance 1e9 times the conductance
+//! around the diode (junctions included): the residual is exact, so the solution
+//! is too, but a degenerate set of conducting diodes (two antiparallel ideal
+//! diodes, as `Network.linearize` writes a short) does not make the matrix
+//! singular.
 //!
-//! Floating nodes are those without a *galvanic* path (resistors, junctions) to a
-//! clamped node or ground: transformers and gyrators do not connect their ports'
-//! common modes, so a secondary loop with no other path is floating.
+//! Infeasibility: the sources' difference constraints on the ideal diodes are
+//! checked first ([`crate::feasibility`], an `Infeasible` error as on the Cholesky
+//! path). Constraints made infeasible only through transformers are not detected
+//! up front: the iteration then fails with a `Convergence` error saying so.
+//!
+//! Known limit: a bare junction forced far into forward bias (so that it carries
+//! astronomically large currents) through transformers can exhaust the Newton
+//! iterations; a series resistance (SPICE's RS) avoids it.
+//!
+//! Floating nodes: transformers and gyrators do not connect their two sides
+//! galvanically. For the floating-node check each port joins its own two
+//! terminals (the port fixes their difference), never one side to the other: a
+//! secondary loop with no other path to ground or a source has an undefined
+//! common mode and is reported as floating; a port with a grounded terminal
+//! anchors the other. (A configuration that passes this check and is still
+//! singular, e.g. a zero-conductance gyrator as a node's only connection, is
+//! reported by the LU as a singular matrix.)
 
+use crate::adjoint::AdjointSolution;
 use crate::compile::Compiled;
 use crate::error::{Error, Result};
 use crate::factor::Parallelism;
 use crate::network::{thermal_voltage, DiodeModel, Network, SourceValue, NONE};
-use crate::adjoint::AdjointSolution;
 use crate::solve::{BatchSolution, Method, SolveOptions, Warm};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::sparse::linalg::lu::{factorize_symbolic_lu, LuRef, NumericLu, SymbolicLu};
@@ -499,7 +517,10 @@ impl<'a> Prep<'a> {
         let mut n_shockley = 0;
         for (k, md) in net.dio_model.iter().enumerate() {
             if let DiodeModel::Shockley {
-                i_s, n, temperature, ..
+                i_s,
+                n,
+                temperature,
+                ..
             } = *md
             {
                 n_shockley += 1;
@@ -592,7 +613,15 @@ impl Eval {
 impl Prep<'_> {
     /// Evaluates every row at `st`; returns ½‖F‖² and whether every row is within
     /// its tolerance.
-    fn eval(&self, st: &State, inj: &[f64], kind: Ncp, opts: &SolveOptions, vtol: f64, e: &mut Eval) -> (f64, bool) {
+    fn eval(
+        &self,
+        st: &State,
+        inj: &[f64],
+        kind: Ncp,
+        opts: &SolveOptions,
+        vtol: f64,
+        e: &mut Eval,
+    ) -> (f64, bool) {
         let net = self.net;
         let v = &st.v;
         let (r, tol) = (&mut e.r, &mut e.tol);
@@ -669,7 +698,7 @@ impl Prep<'_> {
             e.f[fi] = r[x];
             e.ftol[fi] = tol[x].max(f64::MIN_POSITIVE);
             psi += r[x] * r[x];
-            if !(r[x].abs() <= e.ftol[fi]) {
+            if r[x].abs() > e.ftol[fi] || r[x].is_nan() {
                 ok = false;
             }
         }
@@ -682,7 +711,7 @@ impl Prep<'_> {
             e.f[row] = s * h;
             e.ftol[row] = s * (vtol + fl * ((p2 - n2).abs() + (a * (p1 - n1)).abs()));
             psi += e.f[row] * e.f[row];
-            if !(e.f[row].abs() <= e.ftol[row]) {
+            if e.f[row].abs() > e.ftol[row] || e.f[row].is_nan() {
                 ok = false;
             }
         }
@@ -719,9 +748,11 @@ impl Prep<'_> {
     }
 
     /// Jacobian values at the state evaluated in `e`.
-    fn jacobian(&self, e: &Eval, values: &mut [f64]) {
+    fn jacobian(&self, e: &Eval, values: &mut [f64], regularize: bool, jg: &mut [f64]) {
         values.copy_from_slice(&self.base);
         let m = self.m;
+        let net = self.net;
+        jg.iter_mut().for_each(|x| *x = 0.0);
         for (k, s) in m.dio_slots.iter().enumerate() {
             let g = e.gd[k];
             if m.comp_of_diode[k] == NONE && g != 0.0 {
@@ -729,8 +760,11 @@ impl Prep<'_> {
                 add(values, s[1], g);
                 add(values, s[2], -g);
                 add(values, s[3], -g);
+                jg[net.dio_a[k] as usize] += g;
+                jg[net.dio_b[k] as usize] += g;
             }
         }
+        let free = |x: u32| self.c.free_of_node[x as usize] != NONE;
         for (q, s) in m.comp_slots.iter().enumerate() {
             // KCL columns: μ leaves the anode, enters the cathode.
             add(values, s[0], 1.0);
@@ -740,7 +774,16 @@ impl Prep<'_> {
             // y = c (v_on − v_a + v_b + μ / g_on).
             add(values, s[2], -db * c);
             add(values, s[3], db * c);
-            let reg = if self.inv_gon[q] == 0.0 { REG } else { 0.0 };
+            // The regularized row acts as a conductance c / reg: keep it REG⁻¹
+            // times the conductance around the diode, junctions included.
+            let reg = if regularize && self.inv_gon[q] == 0.0 {
+                let k = m.diode_of_comp[q];
+                let (a, b) = (net.dio_a[k as usize], net.dio_b[k as usize]);
+                let j = |x: u32| if free(x) { jg[x as usize] } else { 0.0 };
+                REG * c / (c + j(a).max(j(b)))
+            } else {
+                0.0
+            };
             add(values, s[4], da + db * (c * self.inv_gon[q] + reg));
         }
     }
@@ -783,8 +826,18 @@ impl Prep<'_> {
     }
 }
 
+fn res_max(f: &[f64]) -> f64 {
+    f.iter().fold(0.0f64, |a, x| a.max(x.abs()))
+}
+
+/// ½ Σ (w_i f_i)².
+fn merit(f: &[f64], w: &[f64]) -> f64 {
+    0.5 * f.iter().zip(w).map(|(x, y)| (x * y) * (x * y)).sum::<f64>()
+}
+
 struct Work<'a> {
     lu: Option<Lu<'a>>,
+    wts: Vec<f64>,
     values: Vec<f64>,
     x: Vec<f64>,
     dnode: Vec<f64>,
@@ -832,9 +885,20 @@ fn solve_sample(
     let mut polish_left = 0usize;
     let mut stall = 0usize;
     loop {
-        let (psi, ok) = p.eval(st, inj, kind, opts, vtol, &mut w.e);
+        let (_, ok) = p.eval(st, inj, kind, opts, vtol, &mut w.e);
+        // Merit ½‖W F‖² with W = 1 / (each row's tolerance): rows in amperes of very
+        // different scales (a junction carrying kiloamperes next to a diode
+        // constraint held to 1e-13 V) count by how far each is from converged.
+        let tmax = w.e.ftol.iter().fold(0.0f64, |a, &t| a.max(t));
+        for (wi, &t) in w.wts.iter_mut().zip(&w.e.ftol) {
+            *wi = 1.0 / t.max(1e-12 * tmax).max(f64::MIN_POSITIVE);
+        }
+        let psi = merit(&w.e.f, &w.wts);
         if ok {
-            if kind == Ncp::FischerBurmeister && fb_point.is_none() && m.diode_of_comp.len() > p.pinned.iter().filter(|&&x| x).count() {
+            if kind == Ncp::FischerBurmeister
+                && fb_point.is_none()
+                && m.diode_of_comp.len() > p.pinned.iter().filter(|&&x| x).count()
+            {
                 // Polish: the min function from here identifies the active set
                 // and makes complementarity exact.
                 fb_point = Some(st.clone());
@@ -853,13 +917,12 @@ fn solve_sample(
             polish_left -= 1;
         }
         if stats.iterations as usize >= opts.max_iter {
-            let worst = w
-                .e
-                .f
-                .iter()
-                .zip(&w.e.ftol)
-                .map(|(f, t)| f.abs() / t)
-                .fold(0.0f64, f64::max);
+            let worst =
+                w.e.f
+                    .iter()
+                    .zip(&w.e.ftol)
+                    .map(|(f, t)| f.abs() / t)
+                    .fold(0.0f64, f64::max);
             let res = w.e.f.iter().fold(0.0f64, |a, x| a.max(x.abs()));
             return Err(Error::Convergence {
                 iterations: stats.iterations as usize,
@@ -875,7 +938,7 @@ fn solve_sample(
             });
         }
         stats.iterations += 1;
-        p.jacobian(&w.e, &mut w.values);
+        p.jacobian(&w.e, &mut w.values, true, &mut w.dnode);
         let lu = w.lu.as_mut().expect("unknowns have an LU");
         if lu.factorize(&w.values)? {
             stats.factorizations += 1;
@@ -927,7 +990,8 @@ fn solve_sample(
         let mut accepted = false;
         while alpha > 1e-12 {
             p.apply(st, &w.x, alpha, &mut w.trial);
-            let (psi_t, _) = p.eval(&w.trial, inj, kind, opts, vtol, &mut w.e2);
+            let _ = p.eval(&w.trial, inj, kind, opts, vtol, &mut w.e2);
+            let psi_t = merit(&w.e2.f, &w.wts);
             if psi_t.is_finite() && psi_t <= (1.0 - 1e-4 * alpha) * psi {
                 accepted = true;
                 break;
@@ -959,13 +1023,13 @@ fn solve_sample(
                 if !w.e.comp_ok && p.n_ideal > 0 {
                     return Err(Error::Convergence {
                         iterations: stats.iterations as usize,
-                        residual: psi.sqrt(),
+                        residual: res_max(&w.e.f),
                         detail: "no operating point found: ideal diodes stay beyond their thresholds (do the sources and transformers force them there? the constraints are then infeasible)".into(),
                     });
                 }
                 return Err(Error::Convergence {
                     iterations: stats.iterations as usize,
-                    residual: psi.sqrt(),
+                    residual: res_max(&w.e.f),
                     detail: format!(
                         "MNA Newton line search failed (worst row at {worst:.3e} × its tolerance)"
                     ),
@@ -1047,6 +1111,7 @@ pub(crate) fn solve_batch(
             .map_init(
                 || Work {
                     lu: m.symbolic.as_ref().map(|_| Lu::new(m, inner)),
+                    wts: vec![0.0; m.dim],
                     values: vec![0.0; m.nnz()],
                     x: vec![0.0; m.dim],
                     dnode: vec![0.0; n],
@@ -1077,9 +1142,9 @@ pub(crate) fn solve_batch(
                     let vscale = p.voltage_scale(&st.v);
                     let _ = p.eval(&st, inj, Ncp::Min, opts, opts.vtol * vscale, &mut w.e);
                     let mut id = vec![0.0; nd];
-                    for kd in 0..nd {
+                    for (kd, idk) in id.iter_mut().enumerate() {
                         let q = m.comp_of_diode[kd];
-                        id[kd] = if q == NONE {
+                        *idk = if q == NONE {
                             let (a, b) = (net.dio_a[kd] as usize, net.dio_b[kd] as usize);
                             net.dio_model[kd].law(st.v[a] - st.v[b]).0
                         } else {
@@ -1115,7 +1180,14 @@ pub(crate) fn solve_batch(
         sol.iterations[s] = o.stats.iterations;
         sol.factorizations[s] = o.stats.factorizations;
         sol.kcl_residual[s] = o.kcl;
-        if !o.kcl.is_finite() || o.st.v.iter().chain(&o.st.j).chain(&o.id).any(|x| !x.is_finite()) {
+        if !o.kcl.is_finite()
+            || o.st
+                .v
+                .iter()
+                .chain(&o.st.j)
+                .chain(&o.id)
+                .any(|x| !x.is_finite())
+        {
             return Err(Error::Convergence {
                 iterations: o.stats.iterations as usize,
                 residual: o.kcl,
@@ -1148,6 +1220,9 @@ fn annotate(e: Error, s: usize, batch: usize) -> Error {
     }
 }
 
+/// λ at the nodes, ν of the diodes, multipliers of the transformer constraints.
+type AdjOut = (Vec<f64>, Vec<f64>, Vec<f64>);
+
 /// The adjoint at each sample's operating point: solves Jᵀ λ = ∂C/∂v with J the
 /// MNA Jacobian (conducting ideal diodes held as constraints, off ones open; ReLU
 /// and Shockley diodes at their differential conductance; transformers as
@@ -1175,12 +1250,13 @@ pub(crate) fn adjoint_batch(
         Parallelism::Serial
     };
     let nc = m.diode_of_comp.len();
-    let run = || -> Vec<Result<(Vec<f64>, Vec<f64>, Vec<f64>)>> {
+    let run = || -> Vec<Result<AdjOut>> {
         (0..batch)
             .into_par_iter()
             .map_init(
                 || (Lu::new(m, inner), vec![0.0; m.nnz()], Eval::new(&p)),
                 |(lu, values, e), s| {
+                    let mut jg = vec![0.0; n];
                     let v = &sol.voltages[s * n..(s + 1) * n];
                     let mu = &sol.diode_currents[s * nd..(s + 1) * nd];
                     // Jacobian at the operating point with the exact active set.
@@ -1202,13 +1278,8 @@ pub(crate) fn adjoint_batch(
                         };
                         e.dphi[q] = if on { (0.0, 1.0) } else { (1.0, 0.0) };
                     }
-                    p.jacobian(e, values);
-                    // No regularization in the adjoint: remove the diagonal term.
-                    for (q, sl) in m.comp_slots.iter().enumerate() {
-                        if p.inv_gon[q] == 0.0 && e.dphi[q].1 > 0.0 {
-                            add(values, sl[4], -REG);
-                        }
-                    }
+                    // No regularization in the adjoint.
+                    p.jacobian(e, values, false, &mut jg);
                     lu.factorize(values)?;
                     let mut x = vec![0.0; m.dim];
                     let r = &rhs[s * n..(s + 1) * n];

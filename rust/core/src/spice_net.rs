@@ -258,7 +258,9 @@ fn two_ports(nl: &SpiceNetlist) -> Result<TwoPorts> {
             return Err(bad(&format!("{vsource} is not a 0 V sense source")));
         }
         if out.consumed.contains(&vi) {
-            return Err(bad(&format!("{vsource} already senses another transformer")));
+            return Err(bad(&format!(
+                "{vsource} already senses another transformer"
+            )));
         }
         // The E element in series with the sense source, through a node used by nothing else.
         let mut found = None;
@@ -276,7 +278,12 @@ fn two_ports(nl: &SpiceNetlist) -> Result<TwoPorts> {
             if x == GROUND || uses.get(x.as_str()) != Some(&2) || out.consumed.contains(&ei) {
                 continue;
             }
-            found = Some((ei, x.clone(), [cp.clone(), cn.clone(), p2.clone(), n2.clone()], *a));
+            found = Some((
+                ei,
+                x.clone(),
+                [cp.clone(), cn.clone(), p2.clone(), n2.clone()],
+                *a,
+            ));
             break;
         }
         let Some((ei, x, q, a)) = found else {
@@ -295,7 +302,11 @@ fn two_ports(nl: &SpiceNetlist) -> Result<TwoPorts> {
         if q[2] == q[3] || q[0] == q[1] {
             return Err(bad("a transformer port with both terminals on one node"));
         }
-        let target = if x == els[ei].neg { q[3].clone() } else { q[2].clone() };
+        let target = if x == els[ei].neg {
+            q[3].clone()
+        } else {
+            q[2].clone()
+        };
         out.alias.insert(x, target);
         let name = els[ei].name[1..].to_string();
         let first = ei.min(fi).min(vi);

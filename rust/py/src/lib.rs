@@ -620,7 +620,9 @@ impl PyNetwork {
         let nt = net.n_transformers();
         d.set_item(
             "transformer_lambda",
-            adj.transformer_lambda.into_pyarray(py).reshape([batch, nt])?,
+            adj.transformer_lambda
+                .into_pyarray(py)
+                .reshape([batch, nt])?,
         )?;
         Ok(d)
     }

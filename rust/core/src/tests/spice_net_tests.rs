@@ -215,3 +215,43 @@ fn elements_keep_order_and_names() {
     let kcl = 1e-3 + (v1 - v2) / 1e3 - v2 / 2e3 - id;
     assert!(kcl.abs() < 1e-15, "KCL at n2: {kcl:e}");
 }
+
+#[test]
+fn transformer_and_gyrator_patterns_are_read() {
+    let text = "* two-ports\nV1 a 0 1\nR1 a b 1k\nEt p 0 b 0 2\nVs c p 0\nFt 0 b Vs 2\nR2 c 0 500\nGy c 0 a 0 1m\nGy2 0 a c 0 1m\nR3 b 0 1k\n.end\n";
+    let c = read_spice(text).unwrap();
+    let net = &c.network;
+    assert_eq!(net.n_transformers(), 1);
+    assert_eq!(net.n_gyrators(), 1);
+    assert_eq!(c.transformer_names, vec!["t".to_string()]);
+    assert_eq!(c.gyrator_names, vec!["y".to_string()]);
+    // The sense node p is merged into port 2's + terminal c.
+    assert!(!c.node_names.contains(&"p".to_string()));
+    let idx = |s: &str| c.node_names.iter().position(|x| x == s).unwrap() as u32;
+    let (q, r) = net.transformers();
+    assert_eq!(q[0], [idx("b"), 0, idx("c"), 0]);
+    assert_eq!(r[0], 2.0);
+    let (qg, g) = net.gyrators();
+    assert_eq!(qg[0], [idx("c"), 0, idx("a"), 0]);
+    assert_eq!(g[0], 1e-3);
+}
+
+#[test]
+fn lone_controlled_sources_are_rejected_with_their_line() {
+    for (card, what) in [
+        ("E1 b 0 a 0 2", "E (VCVS)"),
+        ("G1 b 0 a 0 1m", "G element"),
+        ("H1 b 0 V1 1k", "H (CCVS)"),
+        ("F1 b 0 V1 2", "0 V sense"),
+    ] {
+        let text = format!("* t\nV1 a 0 1\n{card}\nR1 a b 1k\nR2 b 0 1k\n.end\n");
+        match read_spice(&text) {
+            Err(Error::SpiceParse(e)) => {
+                assert_eq!(e.line, 3, "{card}");
+                assert!(e.message.contains(what), "{card}: {}", e.message);
+                assert!(e.message.contains("gyrator"), "{card}");
+            }
+            other => panic!("{card}: {other:?}"),
+        }
+    }
+}
