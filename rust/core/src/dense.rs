@@ -308,79 +308,15 @@ fn smooth_diodes(net: &DenseLayers) -> bool {
         .any(|d| !matches!(d.model, DiodeModel::Ideal { .. }))
 }
 
-/// Root of `s v − t − i_in(v) = 0` (increasing in `v`) on `[lo, hi]`, by Newton
-/// safeguarded with bisection, starting near `v0`.
+/// Root of `s v − t − i_in(v) = 0` (increasing in `v`) on `[lo, hi]`, starting
+/// near `v0` (or `t / s`).
 fn node_root(net: &DenseLayers, s: f64, t: f64, lo: f64, hi: f64, v0: f64) -> f64 {
     let f = |v: f64| {
         let (i, g) = diode_current_in(net, v);
-        let r = s * v - t - i;
-        (if r.is_nan() { f64::INFINITY } else { r }, s - g)
+        (s * v - t - i, s - g)
     };
-    if lo.is_finite() && f(lo).0 >= 0.0 {
-        return lo;
-    }
-    if hi.is_finite() && f(hi).0 <= 0.0 {
-        return hi;
-    }
-    let mut x = if v0.is_finite() {
-        v0.clamp(lo, hi)
-    } else {
-        (t / s).clamp(lo, hi)
-    };
-    let (fx, _) = f(x);
-    if fx == 0.0 {
-        return x;
-    }
-    // Bracket: step away from x in the downhill direction, doubling.
-    let (mut a, mut b);
-    let mut step = 0.05;
-    if fx < 0.0 {
-        a = x;
-        loop {
-            let y = (x + step).min(hi);
-            if f(y).0 >= 0.0 {
-                b = y;
-                break;
-            }
-            a = y;
-            step *= 2.0;
-        }
-    } else {
-        b = x;
-        loop {
-            let y = (x - step).max(lo);
-            if f(y).0 <= 0.0 {
-                a = y;
-                break;
-            }
-            b = y;
-            step *= 2.0;
-        }
-    }
-    x = 0.5 * (a + b);
-    for _ in 0..200 {
-        let (fx, dfx) = f(x);
-        if fx == 0.0 {
-            return x;
-        }
-        if fx < 0.0 {
-            a = x;
-        } else {
-            b = x;
-        }
-        let newton = x - fx / dfx;
-        let next = if dfx > 0.0 && newton > a && newton < b {
-            newton
-        } else {
-            0.5 * (a + b)
-        };
-        let scale = x.abs().max(1e-30);
-        if (next - x).abs() <= 2.0 * f64::EPSILON * scale || b - a <= 4.0 * f64::EPSILON * scale {
-            return next;
-        }
-        x = next;
-    }
-    x
+    let x0 = if v0.is_finite() { v0 } else { t / s };
+    crate::layered::monotone_root(f, lo, hi, x0)
 }
 
 /// Per-node constants of the free layers: total conductance `s`, its inverse, and

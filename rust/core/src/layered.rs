@@ -206,6 +206,17 @@ fn solve_node(
             v += i;
             d += g;
         }
+        (v, d)
+    };
+    monotone_root(f, lo, hi, x0)
+}
+
+/// The root of an increasing function on `[lo, hi]` (an end if it has none there),
+/// by Newton's method safeguarded with bisection, starting near `x0`. `f` returns
+/// the value and the derivative; a NaN value counts as +∞ (overflow upwards).
+pub(crate) fn monotone_root(f: impl Fn(f64) -> (f64, f64), lo: f64, hi: f64, x0: f64) -> f64 {
+    let f = |x: f64| {
+        let (v, d) = f(x);
         (if v.is_nan() { f64::INFINITY } else { v }, d)
     };
     if lo.is_finite() && f(lo).0 >= 0.0 {
