@@ -208,8 +208,15 @@ class AnalogOptimizer:
         dev.update(arr, dw, self.rng, scheme=self.options["scheme"],
                    max_pulses=int(self.options["max_pulses"]))
 
-    def step(self, dw: Any) -> None:
-        """Applies the requested update ``dw = −lr ∇f`` (one value per weight)."""
+    def step(self, dw: Any, *, transfer_scale: float = 1.0) -> None:
+        """Applies the requested update ``dw = −lr ∇f`` (one value per weight).
+
+        ``transfer_scale`` multiplies ``transfer_lr`` for this step: decay it with
+        the learning rate. (With the leak of ``A``/``P`` proportional to the update
+        size, the effective rate on the visible weights is about
+        ``transfer_lr · w_max / |∇f|``, independent of ``lr``, so annealing ``lr``
+        alone does not anneal Tiki-Taka or SHD.)
+        """
         W = self._need()
         dw = np.asarray(dw, dtype=float).reshape(-1)
         if dw.shape != W.w.shape:
@@ -218,12 +225,13 @@ class AnalogOptimizer:
             self._pulse(self.device, W, dw)
         else:
             self._pulse(self.fast_device, self.A, float(self.options["fast_lr"]) * dw)
-            self._after_fast_update()
+            self._after_fast_update(transfer_scale)
 
-    def step_outer(self, x: Any, d: Any, lr: float) -> None:
+    def step_outer(self, x: Any, d: Any, lr: float, *, transfer_scale: float = 1.0) -> None:
         """Crossbar update of an (n_rows, n_cols) array stored row-major: requests
         ``ΔW = −lr Σ_b x_b d_bᵀ`` by stochastic pulse coincidences, one cycle per
-        sample ``b`` (see :func:`ohmflow.devices.pulses_outer`)."""
+        sample ``b`` (see :func:`ohmflow.devices.pulses_outer`); ``transfer_scale``
+        as in :meth:`step`."""
         W = self._need()
         X = np.atleast_2d(np.asarray(x, dtype=float))
         D = np.atleast_2d(np.asarray(d, dtype=float))
@@ -241,13 +249,13 @@ class AnalogOptimizer:
             else:
                 dev.update(arr, -rate * np.outer(xb, db).reshape(-1), self.rng)
         if self.kind != "analog-sgd":
-            self._after_fast_update()
+            self._after_fast_update(transfer_scale)
 
-    def _after_fast_update(self) -> None:
+    def _after_fast_update(self, transfer_scale: float) -> None:
         self.count += 1
         if self.count % int(self.options["transfer_every"]) == 0:
-            self._pulse(self.device, self.W,
-                        float(self.options["transfer_lr"]) * (self.A.w - self.ref))
+            rate = float(self.options["transfer_lr"]) * float(transfer_scale)
+            self._pulse(self.device, self.W, rate * (self.A.w - self.ref))
 
     # -------------------------------------------------------------- state
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:
@@ -301,9 +309,10 @@ class ConductanceOptimizer:
     def conductances(self) -> np.ndarray:
         return np.clip(self.map.to_g(self.opt.weights), self.map.g_lo, self.map.g_hi)
 
-    def step(self, dg: np.ndarray) -> np.ndarray:
+    def step(self, dg: np.ndarray, transfer_scale: float = 1.0) -> np.ndarray:
         """Requests ``Δg`` (siemens); returns the new conductances."""
-        self.opt.step(np.asarray(dg, dtype=float) / self.map.scale)
+        self.opt.step(np.asarray(dg, dtype=float) / self.map.scale,
+                      transfer_scale=transfer_scale)
         return self.conductances
 
     def state(self) -> tuple[dict, dict[str, np.ndarray]]:

@@ -290,7 +290,8 @@ class Trainer:
                 * est[self._trainable]
         else:
             g[self._trainable] = self.optimizer.step(
-                -(lr_scale * g_ref * g_ref) * self._lr[self._trainable] * est[self._trainable])
+                -(lr_scale * g_ref * g_ref) * self._lr[self._trainable] * est[self._trainable],
+                transfer_scale=lr_scale)
         if cfg.clip:
             g = np.clip(g, model.g_min * g_ref, model.g_max * g_ref)
         net.conductances = g
