@@ -5,9 +5,8 @@ schemes against their expectations, seeding."""
 import math
 
 import numpy as np
-import pytest
-
 import ohmflow as of
+import pytest
 from ohmflow import devices as D
 
 QUIET = {"dw_min_dtod": 0.0, "dw_min_std": 0.0, "up_down_dtod": 0.0, "w_min_dtod": 0.0,

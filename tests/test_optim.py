@@ -3,9 +3,8 @@ Tiki-Taka and SHD at the optimum), the trainer with every rule and optimiser,
 and checkpoint resume with device state."""
 
 import numpy as np
-import pytest
-
 import ohmflow as of
+import pytest
 from ohmflow import optim, study
 from ohmflow.train import Trainer
 

@@ -5,7 +5,7 @@ biases) and current sources (nudging), solved exactly as the minimiser of the
 circuit's co-content by a Rust core with sparse Cholesky factorizations.
 """
 
-from . import datasets, gep, learn, models, train
+from . import datasets, devices, gep, learn, models, optim, study, train
 from ._core import (
     ConvergenceError,
     FloatingNodeError,
@@ -32,9 +32,12 @@ __all__ = [
     "Solution",
     "SpiceParseError",
     "datasets",
+    "devices",
     "gep",
     "learn",
     "models",
+    "optim",
+    "study",
     "train",
     "read_spice",
     "to_spice",

@@ -354,8 +354,9 @@ class LinearStepDevice(PulsedDevice):
     """Step linear in the weight (aihwkit ``LinearStepDevice``, multiplicative
     cycle-to-cycle noise, ``mean_bound_reference=True``)::
 
-        up:   w ← w + Δw⁺ max(1 + γ⁺ w, 0) (1 + σ ξ),  γ⁺ = −|gamma_up + gamma_up_dtod ξ| / w_max
-        down: w ← w − Δw⁻ max(1 + γ⁻ w, 0) (1 + σ ξ),  γ⁻ = −|gamma_down + gamma_down_dtod ξ| / w_min
+        up:   w ← w + Δw⁺ max(1 + γ⁺ w, 0) (1 + σ ξ)
+        down: w ← w − Δw⁻ max(1 + γ⁻ w, 0) (1 + σ ξ)
+        γ⁺ = −|gamma_up + gamma_up_dtod ξ| / w_max,  γ⁻ = −|gamma_down + gamma_down_dtod ξ| / w_min
 
     then clipped to the device bounds. ``gamma = 1`` gives soft bounds, ``gamma = 0``
     a constant step.

@@ -158,7 +158,7 @@ def asymmetry(dataset: Any = "digits", *, model: str = "drn-digits-s", epochs: i
     """
     from . import models
     from .datasets import Dataset, load
-    from .train import Trainer, TrainConfig
+    from .train import TrainConfig, Trainer
 
     data = dataset if isinstance(dataset, Dataset) else load(dataset)
     if train_subset is not None or test_subset is not None:
