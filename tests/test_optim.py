@@ -128,3 +128,36 @@ def test_checkpoint_resume_with_analog_optimiser_is_bitwise_equal(digits, tmp_pa
     assert resumed.result()["history"][-1]["test_accuracy"] == \
         full.result()["history"][-1]["test_accuracy"]
     assert resumed.result()["devices"]["device"]["model"] == "soft-bounds"
+
+
+def test_ideal_device_in_trainer_matches_exact_sgd(digits):
+    """The analog path with an ideal device (exact Δg, clipped to the same range) is
+    the trainer's plain SGD step, up to the rounding of the affine g ↔ w map."""
+    runs = []
+    for extra in ({}, {"optimizer": "analog-sgd", "device": {"model": "ideal"}}):
+        model = of.models.build("128-16-10", seed=3)
+        tr = Trainer(model, lr=5.0, batch_size=8, **extra)
+        for b in range(4):
+            tr.step(digits.X_train[8 * b:8 * b + 8], digits.y_train[8 * b:8 * b + 8])
+        runs.append(model.network.conductances)
+    assert not np.allclose(runs[0], of.models.build("128-16-10", seed=3).network.conductances)
+    np.testing.assert_allclose(runs[1], runs[0], rtol=1e-9, atol=1e-15)
+
+
+def test_study_asymmetry_cli_writes_every_arm(tmp_path):
+    import json
+
+    from ohmflow.cli import main
+
+    path = tmp_path / "study.json"
+    rc = main(["study", "asymmetry", "--model", "128-8-10", "--epochs", "1",
+               "--train-subset", "40", "--test-subset", "20", "--json", str(path), "-q"])
+    assert rc == 0
+    res = json.loads(path.read_text())
+    for arm in ("ideal", "sgd", "tiki-taka", "shd"):
+        assert 0.0 <= res[arm] <= 1.0
+        assert len(res["histories"][arm]) == 1
+    assert res["device"]["model"] == "soft-bounds"
+    assert res["settings"]["shd"]["optimizer"] == "shd"
+    assert res["settings"]["ideal"]["device"]["model"] == "ideal"
+    assert res["settings"]["sgd"]["g_range"] == pytest.approx([1e-6, 2e-3])

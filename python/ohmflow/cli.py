@@ -184,8 +184,12 @@ def _study(args: argparse.Namespace) -> int:
     arms = tuple(a.strip() for a in args.arms.split(",")) if args.arms else study.ARMS
     log(f"ohmflow study asymmetry: {args.dataset}, {args.model}, {args.epochs} epochs, "
         f"seed {args.seed}; device {device}")
+    model_options = dict(study.MODEL_OPTIONS)
+    if args.g_max is not None:
+        model_options["g_max"] = args.g_max
     res = study.asymmetry(args.dataset, model=args.model, epochs=args.epochs, seed=args.seed,
                           model_seed=args.model_seed, device=device, arms=arms,
+                          model_options=model_options,
                           train_subset=args.train_subset, test_subset=args.test_subset,
                           log=log, **train)
     print("  ".join(f"{a} {100 * res[a]:.2f}%" for a in arms))
@@ -250,6 +254,8 @@ def _add_study_parser(sub: argparse._SubParsersAction) -> None:
                    "ohmflow.study.ASYMMETRIC_DEVICE")
     a.add_argument("--dw-min", type=float, help="override the device's dw_min")
     a.add_argument("--up-down", type=float, help="override the device's up_down")
+    a.add_argument("--g-max", type=float, help="upper conductance bound of the network and "
+                   "the devices, in units of g_ref (default 2)")
     a.add_argument("--arms", help="comma-separated subset of ideal,sgd,tiki-taka,shd")
     a.add_argument("--train-subset", type=int)
     a.add_argument("--test-subset", type=int)

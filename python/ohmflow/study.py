@@ -33,11 +33,22 @@ ASYMMETRIC_DEVICE: dict[str, Any] = {
 }
 """Default device of study (b): soft bounds over the network's whole conductance
 range (``[w_min, w_max] = [−1, 1]`` ↔ ``[g_min, g_max]``), so that every device's
-symmetry point sits near the middle of the range (5 g_ref for the DRN presets),
-far above the trained conductances (mostly below 1 g_ref); 1000 steps across
-the range, 10 % device-to-device and cycle-to-cycle spread of the step."""
+symmetry point sits near the middle of the range (≈ 1 g_ref with
+:data:`MODEL_OPTIONS`), above most trained conductances; 1000 steps across the
+range (``dw_min = 0.002``), 10 % device-to-device and cycle-to-cycle spread of
+the step, 5 % spread of the bounds and of the up/down balance."""
 
 ARMS = ("ideal", "sgd", "tiki-taka", "shd")
+
+MODEL_OPTIONS: dict[str, Any] = {"g_max": 2.0}
+"""Default builder options of the study's network: conductances (and so the
+devices' range) in ``[g_min, g_max] = [0.001, 2] g_ref`` instead of the presets'
+``[0.001, 10]``. The device range is matched to where trained weights live (with
+ideal updates 95 % of the conductances end below 1.1 g_ref), as one would map
+weights onto devices; every device's symmetry point (the middle, ≈ 1 g_ref) is
+still away from most weights. Over ``[0.001, 10]`` the weights sit at the bottom
+of the soft-bounds range, where a down step is 10-50 times smaller than an up
+step, and SHD loses about 3 points (see examples/devices/README.md)."""
 
 
 def _opt(kind: str, device: Any, seed: int, options: dict | None) -> AnalogOptimizer:
@@ -127,7 +138,8 @@ def regression(kind: str, device: Any, *, n_in: int = 4, n_out: int = 2, samples
 def asymmetry(dataset: Any = "digits", *, model: str = "drn-digits-s", epochs: int = 12,
               seed: int = 0, model_seed: int = 0, device: dict | None = None,
               arms: tuple[str, ...] = ARMS, options: dict | None = None,
-              train_subset: int | None = None, test_subset: int | None = None,
+              model_options: dict | None = None, train_subset: int | None = None,
+              test_subset: int | None = None,
               log: Callable[[str], None] | None = None, **train: Any) -> dict:
     """Study (b): one network, data, epochs and seed; ideal devices against analog
     SGD, Tiki-Taka and SHD on an asymmetric device.
@@ -148,6 +160,9 @@ def asymmetry(dataset: Any = "digits", *, model: str = "drn-digits-s", epochs: i
         ``"tiki-taka"``, ``"shd"``.
     options : dict, optional
         Per-arm optimiser options, e.g. ``{"shd": {"transfer_lr": 0.05}}``.
+    model_options : dict, optional
+        Builder options of the network (default :data:`MODEL_OPTIONS`); its
+        ``[g_min, g_max] × g_ref`` is the conductance range of the devices.
 
     Returns
     -------
@@ -166,7 +181,9 @@ def asymmetry(dataset: Any = "digits", *, model: str = "drn-digits-s", epochs: i
     dev = dict(ASYMMETRIC_DEVICE if device is None else device)
     base = {**models.training_defaults(model), "epochs": int(epochs), "seed": int(seed),
             **train}
-    out: dict = {"dataset": data.name, "model": model, "device": dev, "settings": {},
+    out: dict = {"dataset": data.name, "model": model, "device": dev,
+                 "model_options": MODEL_OPTIONS if model_options is None else model_options,
+                 "settings": {},
                  "histories": {}, "seconds": {}}
     for arm in arms:
         if arm not in ARMS:
@@ -175,7 +192,8 @@ def asymmetry(dataset: Any = "digits", *, model: str = "drn-digits-s", epochs: i
         arm_dev = {"model": "ideal", "w_min": dev.get("w_min", -1.0),
                    "w_max": dev.get("w_max", 1.0)} if arm == "ideal" else dev
         net = models.build(model, n_features=data.n_features, n_classes=data.n_classes,
-                           seed=model_seed)
+                           **{**(MODEL_OPTIONS if model_options is None else model_options),
+                              "seed": model_seed})
         cfg = TrainConfig(**{**base, "optimizer": kind, "device": arm_dev,
                              "optimizer_options": (options or {}).get(arm)})
         t0 = time.perf_counter()
