@@ -94,6 +94,10 @@ def _train(args: argparse.Namespace) -> int:
     }.items() if v is not None}
     if args.no_eval_train:
         overrides["eval_train"] = False
+    if args.optimizer is not None:
+        overrides["optimizer"] = args.optimizer
+    if args.device is not None:
+        overrides["device"] = _json_arg(args.device)
     if args.resume and args.checkpoint and os.path.exists(args.checkpoint):
         trainer = Trainer.from_checkpoint(args.checkpoint, **overrides)
         log(f"resuming from {args.checkpoint} at epoch {trainer.state.epoch}")
@@ -166,6 +170,19 @@ def _plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _json_arg(text: str) -> dict:
+    """A JSON object given inline or as a file path."""
+    import json
+
+    try:
+        if text.lstrip().startswith("{"):
+            return json.loads(text)
+        with open(text) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"ohmflow: cannot read JSON from {text!r}: {e}") from None
+
+
 def _study(args: argparse.Namespace) -> int:
     import json
 
@@ -174,8 +191,7 @@ def _study(args: argparse.Namespace) -> int:
     log = print if not args.quiet else (lambda s: None)
     device = dict(study.ASYMMETRIC_DEVICE)
     if args.device:
-        device = json.loads(args.device) if args.device.lstrip().startswith("{") else \
-            json.load(open(args.device))
+        device = _json_arg(args.device)
     for key in ("dw_min", "up_down"):
         if getattr(args, key) is not None:
             device[key] = getattr(args, key)
@@ -293,6 +309,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--outputs", choices=["single", "differential"])
     t.add_argument("--threads", type=int)
     t.add_argument("--solver", choices=["auto", "direct", "layered"])
+    t.add_argument("--optimizer", choices=["sgd", "analog-sgd", "tiki-taka", "shd"],
+                   help="exact updates (sgd, default) or pulsed devices")
+    t.add_argument("--device", help="device model of an analog optimizer as JSON (inline or "
+                   "a file), e.g. '{\"model\": \"soft-bounds\", \"dw_min\": 0.002}'")
     t.add_argument("--train-subset", type=int, help="train on the first N samples only")
     t.add_argument("--test-subset", type=int, help="test on the first N samples only")
     t.add_argument("--no-eval-train", action="store_true",
