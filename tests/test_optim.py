@@ -161,3 +161,20 @@ def test_study_asymmetry_cli_writes_every_arm(tmp_path):
     assert res["settings"]["shd"]["optimizer"] == "shd"
     assert res["settings"]["ideal"]["device"]["model"] == "ideal"
     assert res["settings"]["sgd"]["g_range"] == pytest.approx([1e-6, 2e-3])
+
+
+def test_checkpoint_of_another_optimiser_is_rejected(digits, tmp_path):
+    from ohmflow.train import CheckpointError
+
+    ck = tmp_path / "a.npz"
+    cfg = dict(epochs=1, batch_size=8, lr=5.0, eval_train=False, device=ASYM)
+    Trainer(of.models.build("128-16-10"), optimizer="shd", **cfg).fit(
+        digits, checkpoint=ck, progress=False)
+    other = Trainer(of.models.build("128-16-10"), optimizer="analog-sgd", **cfg)
+    with pytest.raises(CheckpointError, match="optimizer state"):
+        other.load_state(ck)
+    plain = tmp_path / "plain.npz"
+    Trainer(of.models.build("128-16-10"), epochs=1, batch_size=8, lr=5.0,
+            eval_train=False).fit(digits, checkpoint=plain, progress=False)
+    with pytest.raises(CheckpointError, match="no optimizer state"):
+        Trainer(of.models.build("128-16-10"), optimizer="shd", **cfg).load_state(plain)

@@ -481,7 +481,10 @@ class Trainer:
         if self.optimizer is not None:
             if "optimizer_state" not in meta:
                 raise CheckpointError(f"{path}: checkpoint has no optimizer state")
-            self.optimizer.load_state(meta["optimizer_state"], _optimizer_arrays(path))
+            try:
+                self.optimizer.load_state(meta["optimizer_state"], _optimizer_arrays(path))
+            except (InvalidNetworkError, KeyError, ValueError) as e:
+                raise CheckpointError(f"{path}: optimizer state does not fit ({e})") from None
         self.state = _State(epoch=int(meta["epoch"]), history=list(meta["history"]),
                             rng_state=meta["rng_state"])
 
