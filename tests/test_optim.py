@@ -178,3 +178,18 @@ def test_checkpoint_of_another_optimiser_is_rejected(digits, tmp_path):
             eval_train=False).fit(digits, checkpoint=plain, progress=False)
     with pytest.raises(CheckpointError, match="no optimizer state"):
         Trainer(of.models.build("128-16-10"), optimizer="shd", **cfg).load_state(plain)
+
+
+def test_hidden_array_reference_is_the_symmetry_point_or_zero():
+    quiet = {"dw_min_dtod": 0.0, "dw_min_std": 0.0, "up_down_dtod": 0.0, "w_min_dtod": 0.0,
+             "w_max_dtod": 0.0}
+    sb = {"model": "soft-bounds", "dw_min": 0.01, "up_down": 0.3, "w_min": -0.6,
+          "w_max": 0.6, **quiet}
+    opt = optim.AnalogOptimizer("tiki-taka", sb).init(np.zeros(4))
+    np.testing.assert_allclose(opt.ref, 0.3 * 0.6, atol=1e-12)  # β w_max, see devices
+    np.testing.assert_allclose(opt.hidden, 0.0, atol=1e-12)
+    # a constant step with up ≠ down has no symmetry point: reference 0, not a bound
+    cs = {"model": "constant-step", "dw_min": 0.01, "up_down": 0.1, **quiet}
+    opt = optim.AnalogOptimizer("shd", cs).init(np.zeros(4))
+    np.testing.assert_array_equal(opt.ref, 0.0)
+    assert np.all(opt.A.b_max > 0) and np.all(opt.A.b_min < 0)

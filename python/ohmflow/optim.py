@@ -131,7 +131,11 @@ class AnalogOptimizer:
         See the module docstring (defaults depend on ``kind``: :data:`DEFAULTS`).
     zero_shift : bool
         Read ``A``/``P`` against a reference at each device's symmetry point
-        (otherwise against 0).
+        (otherwise against 0; also for devices without one, e.g. a constant step
+        whose up and down steps differ). Tiki-Taka and SHD need the hidden array
+        to be asymmetric: its asymmetry is their friction. On symmetric devices
+        (constant step) ``A``/``P`` integrate without a leak and the visible
+        weights oscillate; use analog SGD there (see examples/devices).
     seed : int
         Seed of the optimiser's generator.
     """
@@ -176,11 +180,15 @@ class AnalogOptimizer:
         self.W = self.device.realise(w0.size, self.rng, w0)
         if self.kind != "analog-sgd":
             self.A = self.fast_device.realise(w0.size, self.rng, 0.0)
+            self.ref = np.zeros(w0.size)
             if self.options["zero_shift"] and self.fast_device.pulsed:
-                self.ref = self.fast_device.symmetry_point(self.A)
-                self.ref = np.where(np.isfinite(self.ref), self.ref, 0.0)
-            else:
-                self.ref = np.zeros(w0.size)
+                sp = self.fast_device.symmetry_point(self.A)
+                # a device whose up (down) step always wins has no symmetry point
+                # (bisection returns a bound): it keeps the reference at 0
+                span = self.A.b_max - self.A.b_min
+                inside = np.isfinite(sp) & (sp > self.A.b_min + 1e-9 * span) \
+                    & (sp < self.A.b_max - 1e-9 * span)
+                self.ref = np.where(inside, sp, 0.0)
             self.A.w[:] = np.clip(self.ref, self.A.b_min, self.A.b_max)
         self.count = 0
         return self
