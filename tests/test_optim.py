@@ -193,3 +193,14 @@ def test_hidden_array_reference_is_the_symmetry_point_or_zero():
     opt = optim.AnalogOptimizer("shd", cs).init(np.zeros(4))
     np.testing.assert_array_equal(opt.ref, 0.0)
     assert np.all(opt.A.b_max > 0) and np.all(opt.A.b_min < 0)
+
+
+def test_outer_update_on_ideal_devices_is_the_outer_product():
+    x = np.array([[0.5, -1.0, 0.25], [1.0, 0.0, -0.5]])
+    d = np.array([[0.2, -0.4], [-0.1, 0.3]])
+    opt = optim.AnalogOptimizer("analog-sgd", {"model": "ideal"}).init(np.zeros(6))
+    opt.step_outer(x, d, 0.1)
+    want = -0.1 * (np.outer(x[0], d[0]) + np.outer(x[1], d[1]))
+    np.testing.assert_allclose(opt.weights.reshape(3, 2), want, atol=1e-15)
+    with pytest.raises(of.InvalidNetworkError, match="do not fit"):
+        opt.step_outer(x[:, :2], d, 0.1)
