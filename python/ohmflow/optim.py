@@ -132,10 +132,8 @@ class AnalogOptimizer:
     zero_shift : bool
         Read ``A``/``P`` against a reference at each device's symmetry point
         (otherwise against 0; also for devices without one, e.g. a constant step
-        whose up and down steps differ). Tiki-Taka and SHD need the hidden array
-        to be asymmetric: its asymmetry is their friction. On symmetric devices
-        (constant step) ``A``/``P`` integrate without a leak and the visible
-        weights oscillate; use analog SGD there (see examples/devices).
+        whose up and down steps differ: zero-shifting to a bound would make the
+        read-out one-sided).
     seed : int
         Seed of the optimiser's generator.
     """
