@@ -15,6 +15,14 @@ exponential step) with the same aihwkit parameters:
 Writes benches/results/aihwkit_compare.{png,json}. Run:
 ``python benches/aihwkit_compare.py``. Without aihwkit it plots ohmflow's curves
 only and says so.
+
+Status: written against aihwkit's documented API
+(``aihwkit.utils.visualization``) but not yet run against aihwkit: aihwkit 1.2.0
+on PyPI is a source distribution that needs torch (2.15 with its CUDA wheels),
+cmake, pybind11 and OpenBLAS and then compiles about 65 C++ files; on the
+shared 2-core development machine the build got through 8 of them in 35 minutes
+and was stopped. ohmflow's models are checked instead against the closed forms
+of aihwkit's documented formulas (tests/test_devices.py).
 """
 
 from __future__ import annotations
