@@ -93,6 +93,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -235,6 +236,12 @@ class PulsedDevice:
         """``q^d(w) ≥ 0`` for the devices ``idx`` (``up``: boolean direction)."""
         return np.ones_like(w)
 
+    def _factor(self, arr: DeviceArray, up: np.ndarray,
+                idx: np.ndarray) -> Callable[[np.ndarray, int], np.ndarray] | None:
+        """``q(w, m)`` for the first ``m`` of the devices ``idx`` with their
+        per-device parameters gathered once (None: q = 1)."""
+        return None
+
     def mean_step(self, arr: DeviceArray, w: Any = None, up: Any = True) -> np.ndarray:
         """Expected signed change of one pulse: ``±Δw^± q^±(w)`` (no noise, no clip)."""
         w = arr.w if w is None else np.asarray(w, dtype=float)
@@ -257,22 +264,22 @@ class PulsedDevice:
         idx, n, up = idx[keep], n[keep], up[keep]
         order = np.argsort(-n, kind="stable")  # devices with most pulses first
         idx, n, up = idx[order], n[order], up[order]
-        sign = np.where(up, 1.0, -1.0)
-        size = np.where(up, arr.dw_up[idx], arr.dw_down[idx])
+        step = np.where(up, 1.0, -1.0) * np.where(up, arr.dw_up[idx], arr.dw_down[idx])
         lo, hi = arr.b_min[idx], arr.b_max[idx]
         w = arr.w[idx].copy()
+        factor = self._factor(arr, up, idx)
         kmax = int(n[0]) if n.size else 0
+        neg = -n
         for k in range(kmax):
             # devices with more than k pulses: a prefix, since n is sorted
-            m = int(np.searchsorted(-n, -(k + 1), side="right"))
+            m = int(np.searchsorted(neg, -(k + 1), side="right"))
             if m == 0:
                 break
-            sl = slice(0, m)
-            q = self.step_factor(arr, w[sl], up[sl], idx[sl])
-            noise = 1.0
+            wk = w[:m]
+            dw = step[:m] if factor is None else step[:m] * factor(wk, m)
             if self.dw_min_std > 0:
-                noise = 1.0 + self.dw_min_std * rng.standard_normal(m)
-            w[sl] = np.clip(w[sl] + sign[sl] * size[sl] * q * noise, lo[sl], hi[sl])
+                dw = dw * (1.0 + self.dw_min_std * rng.standard_normal(m))
+            np.minimum(np.maximum(wk + dw, lo[:m]), hi[:m], out=wk)
         arr.w[idx] = w
 
     def update(self, arr: DeviceArray, dw: np.ndarray, rng: np.random.Generator, *,
@@ -379,6 +386,11 @@ class LinearStepDevice(PulsedDevice):
         gamma = np.where(up, arr.gamma_up[idx], arr.gamma_down[idx])
         return np.maximum(1.0 + gamma * w, 0.0)
 
+    def _factor(self, arr: DeviceArray, up: np.ndarray,
+                idx: np.ndarray) -> Callable[[np.ndarray, int], np.ndarray] | None:
+        gamma = np.where(up, arr.gamma_up[idx], arr.gamma_down[idx])
+        return lambda w, m: np.maximum(1.0 + gamma[:m] * w, 0.0)
+
     def symmetry_point(self, arr: DeviceArray, iterations: int = 60) -> np.ndarray:
         # Δw⁺ (1 + γ⁺ w) = Δw⁻ (1 + γ⁻ w)  ⇒  w = (Δw⁻ − Δw⁺) / (Δw⁺ γ⁺ − Δw⁻ γ⁻)
         den = arr.dw_up * arr.gamma_up - arr.dw_down * arr.gamma_down
@@ -425,6 +437,18 @@ class ExpStepDevice(PulsedDevice):
         y = np.where(up, 1.0 - self.A_up * np.exp(self.gamma_up * z),
                      1.0 - self.A_down * np.exp(-self.gamma_down * z))
         return np.maximum(y, 0.0)
+
+    def _factor(self, arr: DeviceArray, up: np.ndarray,
+                idx: np.ndarray) -> Callable[[np.ndarray, int], np.ndarray] | None:
+        span = arr.b_max[idx] - arr.b_min[idx]
+        coef = np.where(up, self.A_up, self.A_down)
+        expo = np.where(up, self.gamma_up, -self.gamma_down)
+
+        def q(w: np.ndarray, m: int) -> np.ndarray:
+            z = 2.0 * self.a * w / span[:m] + self.b
+            return np.maximum(1.0 - coef[:m] * np.exp(expo[:m] * z), 0.0)
+
+        return q
 
 
 DEVICES: dict[str, type[PulsedDevice]] = {
