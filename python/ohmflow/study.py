@@ -191,9 +191,12 @@ def asymmetry(dataset: Any = "digits", *, model: str = "drn-digits-s", epochs: i
         kind = "analog-sgd" if arm in ("ideal", "sgd") else arm
         arm_dev = {"model": "ideal", "w_min": dev.get("w_min", -1.0),
                    "w_max": dev.get("w_max", 1.0)} if arm == "ideal" else dev
+        opts = {**(MODEL_OPTIONS if model_options is None else model_options),
+                "seed": model_seed}
+        if base.get("rule") == "coupled":
+            opts.setdefault("outputs", "single")  # coupled learning clamps single nodes
         net = models.build(model, n_features=data.n_features, n_classes=data.n_classes,
-                           **{**(MODEL_OPTIONS if model_options is None else model_options),
-                              "seed": model_seed})
+                           **opts)
         cfg = TrainConfig(**{**base, "optimizer": kind, "device": arm_dev,
                              "optimizer_options": (options or {}).get(arm)})
         t0 = time.perf_counter()
