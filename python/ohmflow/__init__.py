@@ -5,7 +5,7 @@ biases) and current sources (nudging), solved exactly as the minimiser of the
 circuit's co-content by a Rust core with sparse Cholesky factorizations.
 """
 
-from . import activations, cascade, datasets, gep, learn, models, mon, train
+from . import activations, cascade, datasets, devices, gep, learn, models, mon, optim, study, train
 from ._core import (
     ConvergenceError,
     FloatingNodeError,
@@ -36,10 +36,13 @@ __all__ = [
     "activations",
     "cascade",
     "datasets",
+    "devices",
     "gep",
     "learn",
     "models",
     "mon",
+    "optim",
+    "study",
     "train",
     "read_spice",
     "to_spice",

@@ -1,8 +1,11 @@
-"""Command line: ``ohmflow train`` (the default), ``ohmflow demo`` and ``ohmflow solve NETLIST``.
+"""Command line: ``ohmflow train`` (the default), ``ohmflow demo``, ``ohmflow solve NETLIST``
+and ``ohmflow study asymmetry``.
 
 ``ohmflow train`` builds a deep resistive network, trains it with Equilibrium
 Propagation on a data set (8x8 digits by default) and prints its test accuracy;
 ``--json`` writes the metrics and their history, ``--plot`` the learning curves.
+``ohmflow study asymmetry`` trains the same network with ideal devices and with
+analog SGD, Tiki-Taka and SHD on asymmetric soft-bounds devices.
 """
 
 from __future__ import annotations
@@ -92,6 +95,10 @@ def _train(args: argparse.Namespace) -> int:
     }.items() if v is not None}
     if args.no_eval_train:
         overrides["eval_train"] = False
+    if args.optimizer is not None:
+        overrides["optimizer"] = args.optimizer
+    if args.device is not None:
+        overrides["device"] = _json_arg(args.device)
     if args.resume and args.checkpoint and os.path.exists(args.checkpoint):
         trainer = Trainer.from_checkpoint(args.checkpoint, **overrides)
         log(f"resuming from {args.checkpoint} at epoch {trainer.state.epoch}")
@@ -164,6 +171,117 @@ def _plot(result: dict, path: str) -> None:
     plt.close(fig)
 
 
+def _json_arg(text: str) -> dict:
+    """A JSON object given inline or as a file path."""
+    import json
+
+    try:
+        if text.lstrip().startswith("{"):
+            return json.loads(text)
+        with open(text) as f:
+            return json.load(f)
+    except (OSError, ValueError) as e:
+        raise SystemExit(f"ohmflow: cannot read JSON from {text!r}: {e}") from None
+
+
+def _study(args: argparse.Namespace) -> int:
+    import json
+
+    from . import study
+
+    log = print if not args.quiet else (lambda s: None)
+    device = dict(study.ASYMMETRIC_DEVICE)
+    if args.device:
+        device = _json_arg(args.device)
+    for key in ("dw_min", "up_down"):
+        if getattr(args, key) is not None:
+            device[key] = getattr(args, key)
+    train = {k: v for k, v in {"rule": args.rule, "lr": args.lr, "batch_size": args.batch_size,
+                               "threads": args.threads}.items() if v is not None}
+    arms = tuple(a.strip() for a in args.arms.split(",")) if args.arms else study.ARMS
+    log(f"ohmflow study asymmetry: {args.dataset}, {args.model}, {args.epochs} epochs, "
+        f"seed {args.seed}; device {device}")
+    model_options = dict(study.MODEL_OPTIONS)
+    if args.g_max is not None:
+        model_options["g_max"] = args.g_max
+    res = study.asymmetry(args.dataset, model=args.model, epochs=args.epochs, seed=args.seed,
+                          model_seed=args.model_seed, device=device, arms=arms,
+                          model_options=model_options,
+                          train_subset=args.train_subset, test_subset=args.test_subset,
+                          log=log, **train)
+    print("  ".join(f"{a} {100 * res[a]:.2f}%" for a in arms))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(res, f, indent=2)
+        log(f"wrote {args.json}")
+    if args.plot:
+        _plot_study(res, arms, args.plot)
+        log(f"wrote {args.plot}")
+    return 0
+
+
+def _plot_study(res: dict, arms: tuple, path: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise SystemExit("ohmflow: --plot needs matplotlib (pip install 'ohmflow[plot]')") from e
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    for a in arms:
+        h = res["histories"][a]
+        a1.plot(range(1, len(h) + 1), [100 * v for v in h], "o-", label=a)
+    a1.set_xlabel("epoch")
+    a1.set_ylabel("test accuracy (%)")
+    a1.grid(alpha=0.3)
+    a1.legend()
+    a2.bar(list(arms), [100 * res[a] for a in arms], color=["C0", "C1", "C2", "C3"][:len(arms)])
+    for i, a in enumerate(arms):
+        a2.text(i, 100 * res[a] + 0.5, f"{100 * res[a]:.1f}", ha="center")
+    a2.set_ylim(0, 105)
+    a2.set_ylabel("final test accuracy (%)")
+    d = res["device"]
+    fig.suptitle(f"{res['dataset']}, {res['model']}: {d.get('model')} devices, "
+                 f"dw_min {d.get('dw_min')}, up_down {d.get('up_down')}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def _add_study_parser(sub: argparse._SubParsersAction) -> None:
+    st = sub.add_parser("study", help="studies with imperfect devices (ohmflow study asymmetry)")
+    ss = st.add_subparsers(dest="study", required=True)
+    a = ss.add_parser("asymmetry", help="ideal devices vs analog SGD, Tiki-Taka and SHD on "
+                      "asymmetric soft-bounds devices",
+                      description="Train the same deep resistive network (same data, epochs "
+                      "and seed) with ideal devices and with analog SGD, Tiki-Taka and SHD on "
+                      "asymmetric devices; report the test accuracy of each.")
+    a.add_argument("--dataset", default="digits")
+    a.add_argument("--model", default="drn-digits-s", help="preset or layer sizes "
+                   "(default drn-digits-s, 128-64-10)")
+    a.add_argument("--epochs", type=int, default=12)
+    a.add_argument("--seed", type=int, default=0, help="minibatch and device seed")
+    a.add_argument("--model-seed", type=int, default=0, help="seed of the initial weights")
+    a.add_argument("--rule", choices=["ep", "centered-ep", "exact", "coupled"])
+    a.add_argument("--lr", type=_floats)
+    a.add_argument("--batch-size", type=int)
+    a.add_argument("--threads", type=int)
+    a.add_argument("--device", help="device settings as JSON (inline or a file); default "
+                   "ohmflow.study.ASYMMETRIC_DEVICE")
+    a.add_argument("--dw-min", type=float, help="override the device's dw_min")
+    a.add_argument("--up-down", type=float, help="override the device's up_down")
+    a.add_argument("--g-max", type=float, help="upper conductance bound of the network and "
+                   "the devices, in units of g_ref (default 2)")
+    a.add_argument("--arms", help="comma-separated subset of ideal,sgd,tiki-taka,shd")
+    a.add_argument("--train-subset", type=int)
+    a.add_argument("--test-subset", type=int)
+    a.add_argument("--json", help="write the accuracies, device settings and histories here")
+    a.add_argument("--plot", help="save a PNG of the test accuracies (matplotlib)")
+    a.add_argument("-q", "--quiet", action="store_true")
+    a.set_defaults(func=_study)
+
+
 def _add_train_parser(sub: argparse._SubParsersAction) -> None:
     t = sub.add_parser("train", help="train a deep resistive network (the default command)",
                        description="Train a deep resistive network on a data set and report "
@@ -195,6 +313,10 @@ def _add_train_parser(sub: argparse._SubParsersAction) -> None:
                    help="auto: the dense fast path where it applies (default)")
     t.add_argument("--sweeps", type=int,
                    help="fixed coordinate-descent sweeps per phase (default: to tolerance)")
+    t.add_argument("--optimizer", choices=["sgd", "analog-sgd", "tiki-taka", "shd"],
+                   help="exact updates (sgd, default) or pulsed devices")
+    t.add_argument("--device", help="device model of an analog optimizer as JSON (inline or "
+                   "a file), e.g. '{\"model\": \"soft-bounds\", \"dw_min\": 0.002}'")
     t.add_argument("--train-subset", type=int, help="train on the first N samples only")
     t.add_argument("--test-subset", type=int, help="test on the first N samples only")
     t.add_argument("--no-eval-train", action="store_true",
@@ -214,6 +336,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
     _add_train_parser(sub)
+    _add_study_parser(sub)
     d = sub.add_parser("demo", help="build and solve example networks")
     d.add_argument("--size", type=int, default=300, help="lattice side (default 300)")
     d.add_argument("--seed", type=int, default=0)

@@ -58,7 +58,7 @@ from typing import Any
 
 import numpy as np
 
-from . import learn
+from . import learn, optim
 from ._core import InvalidNetworkError, OhmflowError
 from .models import DeepResistiveNetwork, build
 
@@ -120,6 +120,16 @@ class TrainConfig:
     eval_train : bool
         Evaluate the whole training set after each epoch (clean accuracy, weights
         fixed); otherwise report the running accuracy seen during the epoch.
+    optimizer : {"sgd", "analog-sgd", "tiki-taka", "shd"}
+        ``"sgd"`` applies the requested ``Δg`` exactly; the others program it into
+        pulsed devices (:mod:`ohmflow.optim`, :mod:`ohmflow.devices`).
+    device : dict, optional
+        The device model of an analog optimiser, e.g. ``{"model": "soft-bounds",
+        "dw_min": 0.002, "up_down": 0.3}`` (aihwkit parameter names); its
+        ``[w_min, w_max]`` maps onto the model's ``[g_min, g_max] × g_ref``.
+    optimizer_options : dict, optional
+        Options of :class:`ohmflow.optim.AnalogOptimizer` (``scheme``, ``gamma``,
+        ``transfer_lr``, ``fast_device``, ``g_range`` in siemens, ...).
     """
 
     epochs: int = 12
@@ -139,6 +149,9 @@ class TrainConfig:
     solver: str = "auto"
     sweeps: int | None = None
     eval_train: bool = True
+    optimizer: str = "sgd"
+    device: Any = None
+    optimizer_options: Any = None
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -163,6 +176,9 @@ class TrainConfig:
             raise InvalidNetworkError(f"sweeps must be None or >= 1, got {self.sweeps!r}")
         if int(self.epochs) < 0 or int(self.batch_size) < 1:
             raise InvalidNetworkError("epochs must be >= 0 and batch_size >= 1")
+        if self.optimizer not in optim.OPTIMIZERS:
+            raise InvalidNetworkError(f"optimizer must be one of {optim.OPTIMIZERS}, "
+                                      f"got {self.optimizer!r}")
         for name in ("beta", "eta", "lr_decay"):
             v = float(getattr(self, name))
             if not (math.isfinite(v) and v > 0):
@@ -241,6 +257,10 @@ class Trainer:
         ra, rb = model.network.resistor_nodes
         outs = np.asarray(model.layers[-1])
         self._out_resistors = np.flatnonzero(np.isin(ra, outs) | np.isin(rb, outs))
+        # None for plain SGD; else the pulsed devices of the trainable resistors
+        self.optimizer = optim.for_model(
+            cfg.optimizer, cfg.device, cfg.optimizer_options, model.g_min * model.g_ref,
+            model.g_max * model.g_ref, model.network.conductances[self._trainable], cfg.seed)
 
     # -------------------------------------------------------------- pieces
     def targets(self, y: np.ndarray) -> np.ndarray:
@@ -299,10 +319,15 @@ class Trainer:
             # Coupled learning estimates ≈ S dC/dg (S: conductance seen at the outputs);
             # divide by the mean conductance at an output node, in units of g_ref.
             est = est * (len(model.layers[-1]) * g_ref / np.sum(g[self._out_resistors]))
-        # self._lr is 0 outside the trainable resistors: one pass over the vector.
-        est *= self._lr
-        est *= lr_scale * g_ref * g_ref
-        g -= est
+        if self.optimizer is None:
+            # self._lr is 0 outside the trainable resistors: one pass over the vector.
+            est *= self._lr
+            est *= lr_scale * g_ref * g_ref
+            g -= est
+        else:
+            g[self._trainable] = self.optimizer.step(
+                -(lr_scale * g_ref * g_ref) * self._lr[self._trainable] * est[self._trainable],
+                transfer_scale=lr_scale)
         if cfg.clip:
             np.clip(g, model.g_min * g_ref, model.g_max * g_ref, out=g)
         net.conductances = g
@@ -442,6 +467,7 @@ class Trainer:
                       "resistors": self.model.network.n_resistors,
                       **self.model.options},
             "history": list(h),
+            **({} if self.optimizer is None else {"devices": self.optimizer.settings()}),
         }
 
     def save(self, path: str | os.PathLike) -> None:
@@ -458,9 +484,13 @@ class Trainer:
                       "layer_sizes": list(self.model.layer_sizes),
                       "options": self.model.options},
         }
+        arrays: dict = {}
+        if self.optimizer is not None:
+            meta["optimizer_state"], opt_arrays = self.optimizer.state()
+            arrays = {"opt_" + k: v for k, v in opt_arrays.items()}
         buf = io.BytesIO()
         np.savez(buf, conductances=self.model.network.conductances,
-                 meta=np.array(json.dumps(meta)))
+                 meta=np.array(json.dumps(meta)), **arrays)
         p.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=p.name + ".", suffix=".tmp", dir=p.parent)
         try:
@@ -484,6 +514,13 @@ class Trainer:
             raise CheckpointError(f"{path}: checkpoint is of a {meta['model']['layer_sizes']} "
                                   f"network, the model is {list(self.model.layer_sizes)}")
         self.model.network.conductances = g
+        if self.optimizer is not None:
+            if "optimizer_state" not in meta:
+                raise CheckpointError(f"{path}: checkpoint has no optimizer state")
+            try:
+                self.optimizer.load_state(meta["optimizer_state"], _optimizer_arrays(path))
+            except (InvalidNetworkError, KeyError, ValueError) as e:
+                raise CheckpointError(f"{path}: optimizer state does not fit ({e})") from None
         self.state = _State(epoch=int(meta["epoch"]), history=list(meta["history"]),
                             rng_state=meta["rng_state"])
 
@@ -519,6 +556,12 @@ def load_checkpoint(path: str | os.PathLike) -> tuple[np.ndarray, dict]:
         raise CheckpointError(f"{p}: checkpoint version {meta.get('version')} "
                               f"(expected {CHECKPOINT_VERSION})")
     return g, meta
+
+
+def _optimizer_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The optimiser arrays (``opt_*``) of a checkpoint, without the prefix."""
+    with np.load(Path(path), allow_pickle=False) as z:
+        return {k[4:]: np.array(z[k]) for k in z.files if k.startswith("opt_")}
 
 
 def _progress(total: int, desc: str, enabled: bool) -> Any:
