@@ -18,6 +18,9 @@ CASES = [
     # amplifiers: ideal transformers in the network (solved by the MNA path)
     dict(layer_gain=2.0, outputs="differential"),
     dict(layer_gain=1.7, diode="shockley"),
+    # signed hidden-to-hidden weights: an inverting transformer per hidden node
+    dict(signed_hidden=True, outputs="differential"),
+    dict(signed_hidden=True, layer_gain=1.5, diode="relu"),
 ]
 SIZES = [(16, 12, 4), (16, 12, 8, 4), (10, 9, 7, 6, 3)]
 
@@ -46,8 +49,14 @@ def test_equilibrium_matches_direct_solver(sizes, kw):
     np.add.at(leave, (slice(None), a), cur)
     np.add.at(leave, (slice(None), b), -cur)
     for li, gain in enumerate(m.gains[1:], start=1):
-        if gain != 1.0:  # the primary carries gain × the secondary's outgoing current
-            leave[:, m.layers[li]] += gain * leave[:, m.secondaries[li]]
+        # each primary carries its ratio × its secondary's outgoing current
+        n = m.layers[li].size
+        sides = [(gain, m.secondaries[li][:n])]
+        if m.signed[li]:
+            sides.append((-gain, m.secondaries[li][n:]))
+        for ratio, sec in sides:
+            if not np.array_equal(sec, m.layers[li]):
+                leave[:, m.layers[li]] += ratio * leave[:, sec]
     out = m.layers[-1]
     assert np.abs(leave[:, out]).max() <= 1e-9 * np.abs(cur).max()
     if m.diode_model.__class__.__name__ == "IdealDiode":
@@ -121,6 +130,12 @@ def test_fixed_sweeps_stop_early_and_tolerance_converges():
     err1 = np.abs(one.node_voltages(xin, one.solve(xin)) - ref).max()
     errc = np.abs(conv.node_voltages(xin, conv.solve(xin)) - ref).max()
     assert errc < 1e-9 * np.abs(ref).max() < err1
+
+
+def test_bad_builder_options_are_typed_errors():
+    for gain in ([1.0, 2.0, 3.0], 0.0, np.nan):
+        with pytest.raises(of.InvalidNetworkError):
+            _model((16, 12, 8, 4), dict(layer_gain=gain))
 
 
 def test_bad_input_is_a_typed_error():

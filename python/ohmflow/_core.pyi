@@ -96,7 +96,8 @@ class CoreDense:
 
     def __init__(self, sizes: list[int], weights: list[_F], bias_pos: list[_F],
                  bias_neg: list[_F], bias_voltage: float, lower: _Diode = None,
-                 upper: _Diode = None, gains: list[float] | None = None) -> None: ...
+                 upper: _Diode = None, gains: list[float] | None = None,
+                 signed: list[bool] | None = None) -> None: ...
     def set_conductances(self, weights: list[_F], bias_pos: list[_F],
                          bias_neg: list[_F]) -> None: ...
     @property

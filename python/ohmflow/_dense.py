@@ -40,8 +40,8 @@ class DenseDRN:
         n_res = sum(w.size for w in model.weights) + n_bias
         n_hidden = sum(layer.size for layer in model.layers[1:-1])
         n_dio = n_hidden * (2 if model.double_diode else 1)
-        n_tr = sum(layer.size for layer, a in zip(model.layers[1:-1], model.gains[1:])
-                   if a != 1.0)
+        n_tr = sum(layer.size * ((a != 1.0) + signed) for layer, a, signed
+                   in zip(model.layers[1:-1], model.gains[1:], model.signed[1:]))
         if (net.n_resistors != n_res or net.n_diodes != n_dio or net.n_transformers != n_tr
                 or net.n_gyrators != 0 or len(net.current_source_names) != 0):
             raise InvalidNetworkError("the network was changed after it was built: the dense "
@@ -63,12 +63,13 @@ class DenseDRN:
             if model.double_diode:
                 upper = (model.clip[1], row[0], list(row[1]))
         self._core = CoreDense(self.sizes, *self._conductances(), float(model.bias_voltage),
-                               lower, upper, [float(a) for a in model.gains])
+                               lower, upper, [float(a) for a in model.gains],
+                               [bool(x) for x in model.signed])
 
     def _conductances(self, g: np.ndarray | None = None) -> tuple[list, list, list]:
         if g is None:
             g = self.model.network.conductances
-        w = [np.ascontiguousarray(g[idx]).reshape(self.sizes[i], self.sizes[i + 1])
+        w = [np.ascontiguousarray(g[idx]).reshape(self.model.weights[i].shape)
              for i, idx in enumerate(self._w_idx)]
         empty = np.zeros(0)
         bp = [g[b[0]] if b is not None else empty for b in self._b_idx]
@@ -117,8 +118,9 @@ class DenseDRN:
         for layer, s in zip(self.model.layers[1:], states):
             v[:, layer] = s
         for li, a in enumerate(self.model.gains[1:], start=1):
-            if a != 1.0:
-                v[:, self.model.secondaries[li]] = a * states[li - 1]
+            s = a * states[li - 1]
+            v[:, self.model.secondaries[li]] = (np.concatenate([s, -s], axis=1)
+                                                 if self.model.signed[li] else s)
         return v
 
     # ------------------------------------------------------------ gradients

@@ -198,6 +198,11 @@ class DeepResistiveNetwork:
     layer_gain : float or sequence of float
         Transformer ratio between each hidden layer and the weights it drives (one
         value for all hidden layers, or one per hidden layer); 1 adds no transformer.
+    signed_hidden : bool
+        Each hidden node also drives the next weight layer through an inverting
+        transformer (ratio ``−a``), so hidden-to-hidden weights are signed
+        (``g⁺ − g⁻``) as the input weights are; its weight matrix then has
+        ``2 n_l`` rows (the ``+a v`` copies first).
     seed : int
         Seed of the initial conductances.
 
@@ -231,7 +236,8 @@ class DeepResistiveNetwork:
                  g_max: float = 10.0, g_ref: float = 1e-3, diode: Any = "ideal",
                  diode_g_on: float = 1000.0, double_diode: bool = False,
                  clip: tuple[float, float] = (0.0, 1.0), bias_voltage: float = 1.0,
-                 outputs: str = "single", layer_gain: Any = 1.0, seed: int = 0) -> None:
+                 outputs: str = "single", layer_gain: Any = 1.0,
+                 signed_hidden: bool = False, seed: int = 0) -> None:
         sizes = [int(s) for s in layer_sizes]
         if len(sizes) < 2 or min(sizes) < 1:
             raise InvalidNetworkError(f"layer_sizes needs >= 2 positive sizes, got {sizes}")
@@ -249,13 +255,14 @@ class DeepResistiveNetwork:
         if double_diode and not clip[0] < clip[1]:
             raise InvalidNetworkError(f"clip must be (lo, hi) with lo < hi, got {clip}")
         n_hidden = len(sizes) - 2
-        gains = np.broadcast_to(np.asarray(layer_gain, dtype=float).ravel()
-                                if np.ndim(layer_gain) else float(layer_gain),
-                                (n_hidden,)) if n_hidden else np.zeros(0)
+        gains = np.asarray(layer_gain, dtype=float).ravel()
+        if gains.size == 1:
+            gains = np.full(n_hidden, gains[0])
         if gains.size != n_hidden or not np.all(np.isfinite(gains) & (gains != 0)):
             raise InvalidNetworkError(f"layer_gain must be one finite nonzero value or one "
                                       f"per hidden layer ({n_hidden}), got {layer_gain!r}")
         self.gains = [1.0] + [float(a) for a in gains]
+        self.signed = [False] + [bool(signed_hidden)] * n_hidden
         self.layer_sizes = tuple(sizes)
         if input_gain is None:
             input_gain = 3.75 * np.sqrt(sizes[0] // 2)
@@ -275,7 +282,8 @@ class DeepResistiveNetwork:
             "diode": diode if isinstance(diode, str) else repr(diode),
             "diode_g_on": float(diode_g_on), "double_diode": self.double_diode,
             "clip": list(self.clip), "bias_voltage": self.bias_voltage, "outputs": outputs,
-            "layer_gain": self.gains[1:], "seed": self.seed,
+            "layer_gain": self.gains[1:], "signed_hidden": bool(signed_hidden),
+            "seed": self.seed,
         }
         self._build(np.random.default_rng(self.seed))
 
@@ -326,13 +334,18 @@ class DeepResistiveNetwork:
         self.secondaries = [layers[0]]
         for li, a in enumerate(self.gains[1:], start=1):
             layer = layers[li]
-            if a == 1.0:
-                self.secondaries.append(layer)
-                continue
-            sec = net.add_nodes(layer.size, [f"h{li}_{j}'" for j in range(layer.size)])
             zeros = np.full(layer.size, GROUND)
-            net.add_transformers(layer, zeros, sec, zeros, np.full(layer.size, a))
-            self.secondaries.append(sec)
+            sides = []
+            for sign, tag in ((1.0, "'"), (-1.0, "~")):
+                if sign < 0 and not self.signed[li]:
+                    continue
+                if sign * a == 1.0:
+                    sides.append(layer)
+                    continue
+                sec = net.add_nodes(layer.size, [f"h{li}_{j}{tag}" for j in range(layer.size)])
+                net.add_transformers(layer, zeros, sec, zeros, np.full(layer.size, sign * a))
+                sides.append(sec)
+            self.secondaries.append(np.concatenate(sides))
 
         lo, hi = self.g_init
         self.weights = []

@@ -66,6 +66,13 @@ pub struct DenseLayers<'a> {
     /// reciprocal and its equilibrium the minimiser of the co-content
     /// `½ Σ g_ij (a_l v_i − v_j)² + …` (Kendall et al.'s amplifiers, modelled so).
     pub gains: &'a [f64],
+    /// Per weight layer (empty: none): with `true`, each node `i` of the lower layer
+    /// drives the layer through two ideal transformers, at `+a v_i` and `−a v_i` (an
+    /// inverting copy, as Kendall et al.'s differential signals and the VCVS of
+    /// Scellier & Mishra's construction provide), so that positive conductances
+    /// realise signed weights between hidden layers; `W_l` then has `2 n_l` rows,
+    /// the `+` copies first. Not for the input layer, which holds `±` pairs already.
+    pub signed: &'a [bool],
     /// Diode from a source (anode) to each hidden node: bounds it from below.
     pub lower: Option<HiddenDiode>,
     /// Diode from each hidden node to a source (cathode): bounds it from above.
@@ -99,13 +106,24 @@ impl DenseLayers<'_> {
                 self.bias_neg.len()
             )));
         }
+        if !self.signed.is_empty() && self.signed.len() != l {
+            return Err(invalid(format!(
+                "{} signed flags for {l} weight layers",
+                self.signed.len()
+            )));
+        }
+        if self.is_signed(0) {
+            return Err(invalid(
+                "the input layer cannot be signed (it holds ± pairs already)".into(),
+            ));
+        }
         for (i, w) in self.weights.iter().enumerate() {
-            let want = self.sizes[i] * self.sizes[i + 1];
+            let want = self.rows_of(i) * self.sizes[i + 1];
             if w.len() != want {
                 return Err(invalid(format!(
                     "weight matrix {i}: {} entries, expected {} x {} = {want}",
                     w.len(),
-                    self.sizes[i],
+                    self.rows_of(i),
                     self.sizes[i + 1]
                 )));
             }
@@ -158,6 +176,16 @@ impl DenseLayers<'_> {
         Ok(())
     }
 
+    /// Whether weight layer `l` is driven by `±` copies of its lower layer.
+    pub fn is_signed(&self, l: usize) -> bool {
+        self.signed.get(l).copied().unwrap_or(false)
+    }
+
+    /// Rows of `W_l`: `n_l`, or `2 n_l` when signed.
+    pub fn rows_of(&self, l: usize) -> usize {
+        self.sizes[l] * if self.is_signed(l) { 2 } else { 1 }
+    }
+
     /// The gain `a_l` of weight layer `l`.
     pub fn gain(&self, l: usize) -> f64 {
         self.gains.get(l).copied().unwrap_or(1.0)
@@ -177,8 +205,8 @@ impl DenseLayers<'_> {
         if l < self.n_free_layers() {
             let m = self.sizes[l + 1];
             let a2 = self.gain(l) * self.gain(l);
-            for (sj, row) in s.iter_mut().zip(self.weights[l].chunks_exact(m)) {
-                *sj += a2 * row.iter().sum::<f64>();
+            for (i, row) in self.weights[l].chunks_exact(m).enumerate() {
+                s[i % n] += a2 * row.iter().sum::<f64>();
             }
         }
         let mut b = vec![0.0; n];
@@ -327,6 +355,8 @@ pub struct Sums {
     s: Vec<Vec<f64>>,
     inv: Vec<Vec<f64>>,
     bias: Vec<Vec<f64>>,
+    /// Per weight layer, `W⁺ − W⁻` (`n_l × n_{l+1}`) where signed, else empty.
+    diff: Vec<Vec<f64>>,
 }
 
 impl Sums {
@@ -354,7 +384,30 @@ impl Sums {
             s.push(sl);
             bias.push(bl);
         }
-        Ok(Sums { s, inv, bias })
+        let diff = (0..nl)
+            .map(|l| {
+                if !net.is_signed(l) {
+                    return Vec::new();
+                }
+                let half = net.sizes[l] * net.sizes[l + 1];
+                let w = net.weights[l];
+                w[..half]
+                    .iter()
+                    .zip(&w[half..])
+                    .map(|(p, m)| p - m)
+                    .collect()
+            })
+            .collect();
+        Ok(Sums { s, inv, bias, diff })
+    }
+
+    /// The matrix coupling weight layer `l`'s two sides (`n_l × n_{l+1}`).
+    fn coupling_matrix<'a>(&'a self, net: &DenseLayers<'a>, l: usize) -> &'a [f64] {
+        if net.is_signed(l) {
+            &self.diff[l]
+        } else {
+            net.weights[l]
+        }
     }
 }
 
@@ -362,6 +415,7 @@ impl Sums {
 /// `V_{l−1} W_{l−1}` (for `l ≥ 2`) `+ V_{l+1} W_lᵀ` (for `l < L`); `None` if neither.
 fn coupling(
     net: &DenseLayers,
+    sums: &Sums,
     l: usize,
     states: &[Vec<f64>],
     batch: usize,
@@ -381,7 +435,7 @@ fn coupling(
             rows_mut(buf, batch, n),
             accum,
             rows(&states[l - 2], batch, m),
-            rows(net.weights[l - 1], m, n),
+            rows(sums.coupling_matrix(net, l - 1), m, n),
             net.gain(l - 1),
             par,
         );
@@ -393,7 +447,7 @@ fn coupling(
             rows_mut(buf, batch, n),
             accum,
             rows(&states[l], batch, m),
-            rows(net.weights[l], n, m).transpose(),
+            rows(sums.coupling_matrix(net, l), n, m).transpose(),
             net.gain(l),
             par,
         );
@@ -407,6 +461,7 @@ fn coupling(
 #[allow(clippy::too_many_arguments)]
 fn sweep_once<'f>(
     net: &DenseLayers,
+    sums: &Sums,
     states: &mut [Vec<f64>],
     fixed: &(dyn Fn(usize, usize) -> Option<&'f [f64]> + Sync),
     bias: &[Vec<f64>],
@@ -421,7 +476,7 @@ fn sweep_once<'f>(
     for parity in [1usize, 0] {
         for l in (1..=nl).filter(|l| l % 2 == parity) {
             let n = net.sizes[l];
-            let coupled = coupling(net, l, states, batch, buf, par);
+            let coupled = coupling(net, sums, l, states, batch, buf, par);
             let cbuf: &[f64] = buf;
             let b = &bias[l - 1];
             let inj = if l == nl { inj } else { None };
@@ -560,7 +615,7 @@ pub fn relax(
     with_threads(par, || {
         iterate(opts, "dense block coordinate descent", || {
             sweep_once(
-                net, states, &fixed, &sums.bias, inj, batch, &mut buf, fpar, &node,
+                net, sums, states, &fixed, &sums.bias, inj, batch, &mut buf, fpar, &node,
             )
         })
     })
@@ -621,6 +676,7 @@ pub fn adjoint(
         iterate(opts, "dense adjoint block coordinate descent", || {
             sweep_once(
                 net,
+                sums,
                 &mut lam,
                 &none,
                 &zero_bias,
@@ -703,9 +759,12 @@ pub fn branch_products(
         let diags: Vec<Vec<f64>> = (0..=nl).map(diag).collect();
         let mut weights = Vec::with_capacity(nl);
         for l in 0..nl {
-            let (n, m) = (net.sizes[l], net.sizes[l + 1]);
+            let (half, m) = (net.sizes[l], net.sizes[l + 1]);
+            let signed = net.is_signed(l);
+            let n = net.rows_of(l);
             let mut g = vec![0.0; n * m];
             // cross = P_lᵀ Q_{l+1} + Q_lᵀ P_{l+1}; G = a² diag_l ⊕ diag_{l+1} − a cross.
+            // A signed layer's lower side is [P, −P] per sample (its ± copies).
             fn lower<'b>(f: &Field<'b>, l: usize) -> Option<&'b [f64]> {
                 if l == 0 {
                     (!f.inputs.is_empty()).then_some(f.inputs)
@@ -713,23 +772,33 @@ pub fn branch_products(
                     Some(&f.states[l - 1][..])
                 }
             }
+            let side = |f: &Field<'_>| -> Option<Vec<f64>> {
+                let x = lower(f, l)?;
+                Some(if signed {
+                    x.chunks_exact(half)
+                        .flat_map(|r| r.iter().copied().chain(r.iter().map(|v| -v)))
+                        .collect()
+                } else {
+                    x.to_vec()
+                })
+            };
             let mut accum = Accum::Replace;
-            if let Some(pl) = lower(&p, l) {
+            if let Some(pl) = side(&p) {
                 matmul(
                     rows_mut(&mut g, n, m),
                     accum,
-                    rows(pl, batch, n).transpose(),
+                    rows(&pl, batch, n).transpose(),
                     rows(&q.states[l], batch, m),
                     -net.gain(l),
                     fpar,
                 );
                 accum = Accum::Add;
             }
-            if let Some(ql) = lower(&q, l) {
+            if let Some(ql) = side(&q) {
                 matmul(
                     rows_mut(&mut g, n, m),
                     accum,
-                    rows(ql, batch, n).transpose(),
+                    rows(&ql, batch, n).transpose(),
                     rows(&p.states[l], batch, m),
                     -net.gain(l),
                     fpar,
@@ -737,13 +806,13 @@ pub fn branch_products(
             }
             let (dl, dn) = (&diags[l], &diags[l + 1]);
             let a2 = net.gain(l) * net.gain(l);
-            g.par_chunks_mut(m)
-                .zip(dl.par_iter())
-                .for_each(|(row, &di)| {
-                    for (gij, &dj) in row.iter_mut().zip(dn) {
-                        *gij += a2 * di + dj;
-                    }
-                });
+            g.par_chunks_mut(m).enumerate().for_each(|(i, row)| {
+                // (−p)(−q) = p q: both copies of node i share its diagonal
+                let di = dl[i % half];
+                for (gij, &dj) in row.iter_mut().zip(dn) {
+                    *gij += a2 * di + dj;
+                }
+            });
             weights.push(g);
         }
         // Bias resistors: Σ_s (p_j − p_src)(q_j − q_src).

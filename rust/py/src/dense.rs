@@ -22,6 +22,7 @@ pub struct PyDense {
     bias_neg: Vec<Vec<f64>>,
     bias_voltage: f64,
     gains: Vec<f64>,
+    signed: Vec<bool>,
     lower: Option<HiddenDiode>,
     upper: Option<HiddenDiode>,
     sums: Option<Sums>,
@@ -70,6 +71,7 @@ impl PyDense {
             bias_neg: &n,
             bias_voltage: self.bias_voltage,
             gains: &self.gains,
+            signed: &self.signed,
             lower: self.lower,
             upper: self.upper,
         };
@@ -114,7 +116,7 @@ impl PyDense {
 impl PyDense {
     #[new]
     #[pyo3(signature = (sizes, weights, bias_pos, bias_neg, bias_voltage, lower=None, upper=None,
-                        gains=None))]
+                        gains=None, signed=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -126,6 +128,7 @@ impl PyDense {
         lower: Diode,
         upper: Diode,
         gains: Option<Vec<f64>>,
+        signed: Option<Vec<bool>>,
     ) -> PyResult<Self> {
         let mut d = PyDense {
             sizes,
@@ -134,6 +137,7 @@ impl PyDense {
             bias_neg: vecs1(&bias_neg)?,
             bias_voltage,
             gains: gains.unwrap_or_default(),
+            signed: signed.unwrap_or_default(),
             lower: hidden(lower)?,
             upper: hidden(upper)?,
             sums: None,
@@ -299,8 +303,8 @@ impl PyDense {
             .into_iter()
             .enumerate()
             .map(|(l, g)| {
-                g.into_pyarray(py)
-                    .reshape([self.sizes[l], self.sizes[l + 1]])
+                let rows = g.len() / self.sizes[l + 1];
+                g.into_pyarray(py).reshape([rows, self.sizes[l + 1]])
             })
             .collect::<PyResult<Vec<_>>>()?;
         let b = b

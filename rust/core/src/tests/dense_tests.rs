@@ -59,6 +59,7 @@ fn view<'a>(
         bias_neg: bn,
         bias_voltage: VB,
         gains: &[],
+        signed: &[],
         lower,
         upper: None,
     }
