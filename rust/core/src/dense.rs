@@ -455,21 +455,34 @@ fn coupling(
     true
 }
 
-/// One sweep over both colour classes. `node(l, k, j, t, v) -> new v` solves node
-/// `j` of layer `l` (entry `k` of the layer's `batch × n_l` array) for its drive `t` (coupling + the fixed part `fixed(l)`, per
-/// sample row, plus `inj` on the last layer). Returns the largest change.
+/// How a layer's entries are updated from their drive `t`.
+#[derive(Clone, Copy)]
+enum Rule<'a> {
+    /// `t / s` (inverse `inv[j]`).
+    Linear(&'a [f64]),
+    /// `clip(t / s, lo, hi)`: ideal diodes.
+    Clip(&'a [f64], f64, f64),
+    /// The root of the node's scalar equation: smooth diodes.
+    Smooth(&'a [f64], f64, f64),
+    /// `t × d[k]`, a per-entry factor (the adjoint's inverse diagonal).
+    Scale(&'a [f64]),
+}
+
+/// One sweep over both colour classes: each free layer's entries are set by
+/// `rule(l)` from their drive `t` = coupling + bias + `fixed(l)` (per sample row) +
+/// `inj` (last layer). Returns the largest change.
 #[allow(clippy::too_many_arguments)]
 fn sweep_once<'f>(
     net: &DenseLayers,
     sums: &Sums,
     states: &mut [Vec<f64>],
-    fixed: &(dyn Fn(usize, usize) -> Option<&'f [f64]> + Sync),
+    fixed: Option<&'f [f64]>,
     bias: &[Vec<f64>],
     inj: Option<&[f64]>,
     batch: usize,
     buf: &mut Vec<f64>,
     par: Par,
-    node: &(dyn Fn(usize, usize, usize, f64, f64) -> f64 + Sync),
+    rule: &(dyn Fn(usize) -> Rule<'f> + Sync),
 ) -> f64 {
     let nl = net.n_free_layers();
     let mut change = 0.0f64;
@@ -480,27 +493,47 @@ fn sweep_once<'f>(
             let cbuf: &[f64] = buf;
             let b = &bias[l - 1];
             let inj = if l == nl { inj } else { None };
+            let fixed = if l == 1 { fixed } else { None };
+            let rule = rule(l);
             let moved = states[l - 1]
                 .par_chunks_mut(n)
                 .enumerate()
                 .map(|(si, v)| {
+                    let row = si * n..(si + 1) * n;
+                    // t = bias + coupling + fixed + injections, then the rule.
+                    let mut t = b.to_vec();
+                    for e in [coupled.then_some(cbuf), fixed, inj].into_iter().flatten() {
+                        for (tj, &ej) in t.iter_mut().zip(&e[row.clone()]) {
+                            *tj += ej;
+                        }
+                    }
+                    match rule {
+                        Rule::Linear(inv) => {
+                            for (tj, &i) in t.iter_mut().zip(inv) {
+                                *tj *= i;
+                            }
+                        }
+                        Rule::Clip(inv, lo, hi) => {
+                            for (tj, &i) in t.iter_mut().zip(inv) {
+                                *tj = (*tj * i).max(lo).min(hi);
+                            }
+                        }
+                        Rule::Smooth(s, lo, hi) => {
+                            for ((tj, &sj), &vj) in t.iter_mut().zip(s).zip(v.iter()) {
+                                *tj = node_root(net, sj, *tj, lo, hi, vj);
+                            }
+                        }
+                        Rule::Scale(d) => {
+                            for (tj, &dj) in t.iter_mut().zip(&d[row]) {
+                                *tj *= dj;
+                            }
+                        }
+                    }
                     let mut moved = 0.0f64;
-                    let f = fixed(l, si);
-                    for j in 0..n {
-                        let mut t = b[j];
-                        if coupled {
-                            t += cbuf[si * n + j];
-                        }
-                        if let Some(f) = f {
-                            t += f[j];
-                        }
-                        if let Some(inj) = inj {
-                            t += inj[si * n + j];
-                        }
-                        let x = node(l, si * n + j, j, t, v[j]);
-                        let d = (x - v[j]).abs();
+                    for (vj, &x) in v.iter_mut().zip(&t) {
+                        let d = (x - *vj).abs();
                         moved = if d > moved || d.is_nan() { d } else { moved };
-                        v[j] = x;
+                        *vj = x;
                     }
                     moved
                 })
@@ -599,15 +632,14 @@ pub fn relax(
         });
     }
     let smooth = smooth_diodes(net);
-    let n1 = net.sizes[1];
-    let fixed = |l: usize, si: usize| (l == 1).then(|| &d1[si * n1..(si + 1) * n1]);
-    let node = |l: usize, _k: usize, j: usize, t: f64, v: f64| -> f64 {
+    let rule = |l: usize| -> Rule<'_> {
+        let (s, inv) = (&sums.s[l - 1][..], &sums.inv[l - 1][..]);
         if l == nl {
-            t * sums.inv[l - 1][j]
+            Rule::Linear(inv)
         } else if smooth {
-            node_root(net, sums.s[l - 1][j], t, lo, hi, v)
+            Rule::Smooth(s, lo, hi)
         } else {
-            (t * sums.inv[l - 1][j]).max(lo).min(hi)
+            Rule::Clip(inv, lo, hi)
         }
     };
     let fpar = par.faer();
@@ -615,7 +647,16 @@ pub fn relax(
     with_threads(par, || {
         iterate(opts, "dense block coordinate descent", || {
             sweep_once(
-                net, sums, states, &fixed, &sums.bias, inj, batch, &mut buf, fpar, &node,
+                net,
+                sums,
+                states,
+                Some(d1),
+                &sums.bias,
+                inj,
+                batch,
+                &mut buf,
+                fpar,
+                &rule,
             )
         })
     })
@@ -668,8 +709,7 @@ pub fn adjoint(
     let zero_bias: Vec<Vec<f64>> = (1..=nl).map(|l| vec![0.0; net.sizes[l]]).collect();
     // λ_j = t_j / diag_j, the diagonal per sample (a node clamped in one sample
     // may be free in another).
-    let node = |l: usize, k: usize, _j: usize, t: f64, _old: f64| t * inv_diag[l - 1][k];
-    let none = |_: usize, _: usize| None;
+    let rule = |l: usize| Rule::Scale(&inv_diag[l - 1]);
     let fpar = par.faer();
     let mut buf = Vec::new();
     let sweeps = with_threads(par, || {
@@ -678,13 +718,13 @@ pub fn adjoint(
                 net,
                 sums,
                 &mut lam,
-                &none,
+                None,
                 &zero_bias,
                 Some(rhs),
                 batch,
                 &mut buf,
                 fpar,
-                &node,
+                &rule,
             )
         })
     })?;
