@@ -2,8 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::network::{DiodeModel, Network, SourceValue};
-use crate::spice::{parse_spice, ElementKind, SpiceNetlist, SpiceParseError, GROUND};
-use std::collections::HashMap;
+use crate::spice::{parse_spice, ElementKind, NameMap, SpiceNetlist, SpiceParseError, GROUND};
 
 /// A network read from SPICE, with the netlist's names (lowercase) for each element.
 #[derive(Debug, Clone)]
@@ -45,12 +44,13 @@ pub fn read_spice(text: &str) -> Result<SpiceCircuit> {
 pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     let mut net = Network::new();
     let mut node_names = vec![GROUND.to_string()];
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: NameMap<String, usize> = NameMap::default();
     index.insert(GROUND.to_string(), 0);
     let names = nl.nodes();
     if !names.is_empty() {
         net.add_nodes(names.len())?;
     }
+    index.reserve(names.len());
     for name in names {
         index.insert(name.clone(), node_names.len());
         node_names.push(name);
@@ -79,7 +79,7 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     };
     let text_of = |e: &crate::spice::SpiceElement| format!("{} {} {}", e.name, e.pos, e.neg);
     for e in &nl.elements {
-        let (a, b) = (index[&e.pos], index[&e.neg]);
+        let (a, b) = (index[e.pos.as_str()], index[e.neg.as_str()]);
         match &e.kind {
             ElementKind::Resistor { resistance } => {
                 if resistance.is_nan() || *resistance <= 0.0 {
