@@ -447,6 +447,8 @@ struct Workspace<'a> {
     /// How each ideal diode's constraint is treated, and its penalty.
     al: AlState,
     key: Vec<bool>,
+    /// Ideal diodes whose penalty should grow at this multiplier update.
+    grow: Vec<u32>,
     /// Junction voltage at which each diode is linearised (junction-limited phase).
     x: Vec<f64>,
     has_factor: bool,
@@ -473,6 +475,7 @@ impl<'a> Workspace<'a> {
                 rho: p.rho.clone(),
             },
             key: vec![false; nd],
+            grow: Vec::new(),
             x: vec![0.0; nd],
             has_factor: false,
         }
@@ -681,6 +684,7 @@ fn solve_sample(
             break;
         }
         // Multiplier update: the augmented currents become the multipliers.
+        ws.grow.clear();
         let mut viol = 0.0f64;
         let mut most_negative = 0.0f64;
         for k in 0..nd {
@@ -718,11 +722,20 @@ fn solve_sample(
                     h.max(0.0)
                 };
                 if vk > vtol && vk > 0.25 * ws.viol_k[k] && ws.al.rho[k] < 1e12 * p.rho[k] {
-                    ws.al.rho[k] *= 10.0;
-                    ws.has_factor = false;
+                    ws.grow.push(k as u32);
                 }
                 ws.viol_k[k] = vk;
             }
+        }
+        // A larger penalty costs a refactorization; a multiplier update with the
+        // current factor costs one solve. Grow only while the largest violation
+        // contracts by less than 100× per update (a few slow constraints among
+        // many fast ones are left to the next updates until they dominate).
+        if !ws.grow.is_empty() && viol > 1e-2 * prev_viol {
+            for &k in &ws.grow {
+                ws.al.rho[k as usize] *= 10.0;
+            }
+            ws.has_factor = false;
         }
         outer += 1;
         // The penalty follows the conductance around each diode at the current
