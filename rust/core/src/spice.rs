@@ -2224,4 +2224,33 @@ mod tests {
         );
         assert_eq!(n.elements.len(), 8);
     }
+
+    #[test]
+    fn one_value_lines_read_as_their_general_forms() {
+        // The one-value forms (read by a fast path) and the keyword forms (read by the
+        // general parser) of the same elements give the same values, exactly.
+        let n = parse(
+            "t\nR1 A b 1.5k\nR2 a B r=1.5k\nR3 a b 2.25e3\nR4 a b resistance=2.25e3\n\
+             R5 a b -0.125\nR6 a b r=-125m\nD1 a b DMOD\nD2 a b dmod area=1\n\
+             V1 a 0 -3.3\nV2 a 0 DC -3.3\nI1 a b 12.5e-3\nI2 a b dc 12.5m\n\
+             R7 a b 7.\nR8 a b r=7\nR9 a b .5e+2\nR10 a b r=50\n.model dmod D\n",
+        );
+        let kinds: Vec<&ElementKind> = n.elements.iter().map(|e| &e.kind).collect();
+        for pair in kinds.chunks(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+        assert_eq!(resistance(&n, "r1"), 1500.0);
+        assert_eq!(resistance(&n, "r5"), -0.125);
+        assert_eq!(resistance(&n, "r9"), 50.0);
+        assert_eq!(n.element("r1").unwrap().pos, "a");
+        assert_eq!(n.element("r2").unwrap().neg, "b");
+        // Plain numbers that are not finite, or are not plain, still go through the
+        // general rules.
+        assert_eq!(parse_value("1e400"), None);
+        assert_eq!(parse_value("1e"), Some(1.0));
+        assert_eq!(parse_value("-.5"), Some(-0.5));
+        assert_eq!(parse_value("1.2.3"), None);
+        assert_eq!(parse_value("0.1"), Some(0.1));
+        assert_eq!(parse_value("1e-400"), Some(0.0));
+    }
 }
