@@ -832,7 +832,9 @@ fn pn_limit(vnew: f64, xold: f64, nvt: f64, v_crit: f64) -> f64 {
         let lim = xold + nvt * (1.0 + step / nvt).ln();
         return lim.max(v_crit).min(vnew);
     }
-    if step < 0.0 {
+    // Going down matters only where the junction conducts hard: within 8 n V_T of
+    // the critical voltage (a conductance above e^-8 / √2 S).
+    if step < 0.0 && xold > v_crit - 8.0 * nvt {
         if step > -nvt {
             // Going down: the junction voltage whose current the companion model predicts.
             return (xold + nvt * (1.0 + step / nvt).ln()).max(vnew - 20.0 * nvt);
@@ -841,6 +843,40 @@ fn pn_limit(vnew: f64, xold: f64, nvt: f64, v_crit: f64) -> f64 {
         return vnew.min(v_crit);
     }
     vnew
+}
+
+/// Junction voltage of diode `k` when the rest of the network, seen from the diode,
+/// is an open-circuit voltage `voc` behind the conductance of the resistors at its
+/// free ends (in series): the root of i(x) = g (voc − x), by bisection. A junction
+/// that crosses its critical voltage is linearised there rather than at the critical
+/// voltage itself, whose current can be orders of magnitude off.
+fn thevenin_estimate(p: &Prepared, k: usize, voc: f64) -> f64 {
+    let net = p.net;
+    let end = |x: u32| {
+        if p.c.free_of_node[x as usize] != NONE {
+            1.0 / p.diag[x as usize]
+        } else {
+            0.0
+        }
+    };
+    let r = end(net.dio_a[k]) + end(net.dio_b[k]);
+    let Kind::Shockley { v_crit, .. } = p.kinds[k] else {
+        return voc;
+    };
+    if !(r > 0.0 && r.is_finite()) {
+        return v_crit.min(voc);
+    }
+    let g = 1.0 / r;
+    let (mut lo, mut hi) = (0.0f64.min(voc), voc);
+    for _ in 0..64 {
+        let mid = 0.5 * (lo + hi);
+        if net.dio_model[k].law(mid).0 > g * (voc - mid) {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
 }
 
 /// Newton's method with SPICE-style junction limiting, from a cold or warm start: each
@@ -885,7 +921,8 @@ fn junction_phase(
         let dv = v[net.dio_a[k] as usize] - v[net.dio_b[k] as usize];
         ws.x[k] = match p.kinds[k] {
             // As SPICE: no junction starts above its critical voltage.
-            Kind::Shockley { v_crit, .. } => dv.min(v_crit),
+            Kind::Shockley { v_crit, .. } if dv > v_crit => thevenin_estimate(p, k, dv),
+            Kind::Shockley { .. } => dv,
             _ => dv,
         };
     }
@@ -944,7 +981,11 @@ fn junction_phase(
         for k in 0..nd {
             if let Kind::Shockley { nvt, v_crit } = p.kinds[k] {
                 let dv = v[net.dio_a[k] as usize] - v[net.dio_b[k] as usize];
-                let xn = pn_limit(dv, ws.x[k], nvt, v_crit);
+                let xn = if ws.x[k] < v_crit && dv > v_crit {
+                    thevenin_estimate(p, k, dv)
+                } else {
+                    pn_limit(dv, ws.x[k], nvt, v_crit)
+                };
                 // Near the solution the downward rule differs from Newton's step
                 // only at second order: not a limit.
                 limited |= (xn - dv).abs() > 1e-3 * nvt;

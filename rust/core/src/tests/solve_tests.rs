@@ -1805,3 +1805,22 @@ fn pn_limit_follows_the_companion_current() {
     assert_eq!(pn_limit(0.2, 0.71, nvt, v_crit), 0.2);
     assert_eq!(pn_limit(1.0, 1.2, nvt, v_crit), v_crit);
 }
+
+#[test]
+fn thevenin_estimate_is_exact_for_one_diode_and_one_resistor() {
+    // Source 2 V — junction — node 2 — 1 kΩ — ground: the rest of the network seen from
+    // the junction is exactly 2 V behind 1 kΩ, so the estimate is the operating point.
+    let mut net = net_with(2);
+    fixed(&mut net, 1, 2.0);
+    diode(&mut net, 1, 2, si_diode());
+    res(&mut net, 2, 0, 1e3);
+    let c = net.compiled().unwrap();
+    let p = Prepared::new(&net, &c, &SolveOptions::default(), &[]);
+    let x = thevenin_estimate(&p, 0, 2.0);
+    // KCL at node 2 by bisection: the junction carries what the resistor does.
+    let m = si_diode();
+    let u = bisect(|u| diode_law(&m, 2.0 - u) - u / 1e3, 0.0, 2.0);
+    assert_close!(x, 2.0 - u, 1e-12);
+    let s = solve1(&net);
+    assert_close!(s.voltages[2], u, 1e-12);
+}
