@@ -42,6 +42,20 @@ class NameTable:
     def extend(self, count: int, names: Sequence[str | None] | None = None) -> None:
         """Registers ``count`` new elements, with optional names (None entries auto)."""
         start = self.count
+        if names is not None and start == 0 and not self._by_name and count > 0:
+            # A fresh table named in full (e.g. from a SPICE netlist): built in bulk.
+            # With every element named, no default name is in use, so the only
+            # checks left are types and uniqueness.
+            names = list(names)
+            if len(names) != count:
+                raise InvalidNetworkError(f"{self.kind}: {count} elements but {len(names)} names")
+            if all(type(n) is str for n in names) and "" not in names:
+                by_name = dict(zip(names, range(count)))
+                if len(by_name) == count:
+                    self._by_name = by_name
+                    self._by_index = dict(enumerate(names))
+                    self.count = count
+                    return
         if names is not None:
             if len(names) != count:
                 raise InvalidNetworkError(f"{self.kind}: {count} elements but {len(names)} names")

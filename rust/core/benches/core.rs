@@ -237,7 +237,7 @@ fn bench_linear(c: &mut Criterion) {
             .throughput(Throughput::Elements(edges(side)));
 
         for (label, par) in [
-            ("numeric_factor(2 threads)", Parallelism::default()),
+            ("numeric_factor(default threads)", Parallelism::default()),
             ("numeric_factor(serial)", Parallelism::Serial),
         ] {
             let mut f = Factor::new(&comp, par);

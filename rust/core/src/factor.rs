@@ -33,10 +33,16 @@ impl Parallelism {
             Parallelism::Threads(n) => n,
         }
     }
-    /// faer's parallelism for one factorization.
+    /// faer's parallelism for one factorization or solve.
+    ///
+    /// On two threads faer's parallel supernodal factorization was slower than the
+    /// serial one at every size measured on a 2-core machine (2D lattices of 10k to
+    /// 4M edges: 534 against 435 ms at 1M edges, 47 against 33 ms at 180k, and 60%
+    /// slower when the cores are shared), so two threads factorise serially (a
+    /// batch still solves its samples in parallel).
     pub(crate) fn faer(self) -> Par {
         match self.n_threads() {
-            0 | 1 => Par::Seq,
+            0..=2 => Par::Seq,
             n => Par::rayon(n),
         }
     }

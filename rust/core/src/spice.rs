@@ -39,7 +39,45 @@
 //! * The controlling source of an F or H element must be a V element of the
 //!   netlist (defined before or after use), like a diode's model.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// A fast, non-cryptographic hash for the parser's name tables (multiply-rotate over
+/// 8-byte words; netlists are not adversarial input for a DoS attack on a hash table).
+#[derive(Default, Clone, Copy)]
+pub struct NameHasher(u64);
+
+impl Hasher for NameHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let w = u64::from_le_bytes(c.try_into().expect("8 bytes"));
+            self.0 = (self.0.rotate_left(5) ^ w).wrapping_mul(K);
+        }
+        let mut tail = 0u64;
+        for (i, &b) in chunks.remainder().iter().enumerate() {
+            tail |= u64::from(b) << (8 * i);
+        }
+        self.0 = (self.0.rotate_left(5) ^ tail ^ (bytes.len() as u64)).wrapping_mul(K);
+    }
+    #[inline]
+    fn write_u8(&mut self, i: u8) {
+        self.0 = (self.0.rotate_left(5) ^ u64::from(i)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+    #[inline]
+    fn finish(&self) -> u64 {
+        // Mix the high bits down: hashbrown takes its control bits from the top 7.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+/// A hash map keyed by names, with [`NameHasher`].
+pub type NameMap<K, V> = HashMap<K, V, BuildHasherDefault<NameHasher>>;
+/// A hash set of names, with [`NameHasher`].
+pub type NameSet<K> = HashSet<K, BuildHasherDefault<NameHasher>>;
 
 /// Name of the ground node after normalisation (`0` and `gnd` map to it).
 pub const GROUND: &str = "0";
@@ -67,7 +105,7 @@ impl SpiceNetlist {
     /// Distinct non-ground node names (including controlling nodes of E and G
     /// elements) in order of first appearance.
     pub fn nodes(&self) -> Vec<String> {
-        let mut seen = HashSet::new();
+        let mut seen = NameSet::default();
         let mut out = Vec::new();
         for e in &self.elements {
             let mut names = vec![&e.pos, &e.neg];
@@ -235,16 +273,16 @@ pub struct SpiceParseError {
 }
 
 /// One logical line: physical lines joined, comments stripped, trimmed.
-struct Logical {
+struct Logical<'a> {
     line: usize,
-    text: String,
+    text: Cow<'a, str>,
 }
 
-impl Logical {
+impl Logical<'_> {
     fn err(&self, message: impl Into<String>) -> SpiceParseError {
         SpiceParseError {
             line: self.line,
-            text: self.text.clone(),
+            text: self.text.to_string(),
             message: message.into(),
         }
     }
@@ -264,12 +302,16 @@ pub fn parse_spice(text: &str) -> Result<SpiceNetlist, SpiceParseError> {
         options: SpiceOptions::default(),
     };
     // Element name -> line of definition (includes skipped capacitors).
-    let mut names: HashMap<String, usize> = HashMap::new();
+    let mut names: NameMap<String, usize> = NameMap::default();
+    names.reserve(logical.len());
+    netlist.elements.reserve(logical.len());
     // Text of each element's logical line, for errors found after the main pass.
-    let mut texts: Vec<&Logical> = Vec::new();
+    let mut texts: Vec<&Logical> = Vec::with_capacity(logical.len());
+    let mut tokens: Vec<&str> = Vec::with_capacity(8);
 
     for l in &logical {
-        let tokens: Vec<&str> = l.text.split_whitespace().collect();
+        tokens.clear();
+        tokens.extend(l.text.split_whitespace());
         let first = tokens[0].to_lowercase();
         if first.starts_with('.') {
             parse_card(l, &first, &mut netlist)?;
@@ -288,7 +330,7 @@ pub fn parse_spice(text: &str) -> Result<SpiceNetlist, SpiceParseError> {
     }
 
     // References that may point forward: diode models and controlling sources.
-    let vsources: HashSet<&str> = netlist
+    let vsources: NameSet<&str> = netlist
         .elements
         .iter()
         .filter(|e| matches!(e.kind, ElementKind::VoltageSource { .. }))
@@ -319,7 +361,7 @@ pub fn parse_spice(text: &str) -> Result<SpiceNetlist, SpiceParseError> {
 /// Pass 1: comments, blank lines, continuations, `.control` blocks and `.end`.
 fn join_lines<'a>(
     physical: impl Iterator<Item = &'a str>,
-) -> Result<Vec<Logical>, SpiceParseError> {
+) -> Result<Vec<Logical<'a>>, SpiceParseError> {
     let mut out: Vec<Logical> = Vec::new();
     let mut can_continue = false;
     let mut control_start: Option<(usize, String)> = None;
@@ -344,8 +386,9 @@ fn join_lines<'a>(
                 Some(prev) if can_continue => {
                     let rest = rest.trim();
                     if !rest.is_empty() {
-                        prev.text.push(' ');
-                        prev.text.push_str(rest);
+                        let t = prev.text.to_mut();
+                        t.push(' ');
+                        t.push_str(rest);
                     }
                 }
                 _ => {
@@ -359,18 +402,20 @@ fn join_lines<'a>(
             }
             continue;
         }
-        match first_token_lower(content).as_str() {
-            ".end" => return Ok(out),
-            ".control" => {
-                control_start = Some((line, content.to_string()));
-                can_continue = false;
-                continue;
+        if content.starts_with('.') {
+            match first_token_lower(content).as_str() {
+                ".end" => return Ok(out),
+                ".control" => {
+                    control_start = Some((line, content.to_string()));
+                    can_continue = false;
+                    continue;
+                }
+                _ => {}
             }
-            _ => {}
         }
         out.push(Logical {
             line,
-            text: content.to_string(),
+            text: Cow::Borrowed(content),
         });
         can_continue = true;
     }
@@ -402,7 +447,11 @@ fn strip_inline_comment(s: &str) -> &str {
 
 /// Lowercases a node name and maps the ground alias `gnd` to `"0"`.
 fn node_name(token: &str) -> String {
-    let n = token.to_lowercase();
+    let n = if token.is_ascii() {
+        token.to_ascii_lowercase()
+    } else {
+        token.to_lowercase()
+    };
     if n == "gnd" {
         GROUND.to_string()
     } else {
@@ -559,6 +608,33 @@ fn parse_element(
     }
     let pos = node_name(tokens[1]);
     let neg = node_name(tokens[2]);
+    // Fast path for the common one-value forms (`R1 a b 1k`, `D1 a b dmod`, `V1 a 0 5`):
+    // the general parser below gives the same result, and handles everything else.
+    if tokens.len() == 4 && !tokens[3].contains([',', '(', ')', '=']) {
+        let t = tokens[3];
+        let kind = match letter {
+            'r' => match parse_value(t) {
+                Some(resistance) if resistance != 0.0 => Some(ElementKind::Resistor { resistance }),
+                _ => None,
+            },
+            'd' => Some(ElementKind::Diode {
+                model: t.to_lowercase(),
+                area: 1.0,
+            }),
+            'v' => parse_value(t).map(|value| ElementKind::VoltageSource { value }),
+            'i' => parse_value(t).map(|value| ElementKind::CurrentSource { value }),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            return Ok(Some(SpiceElement {
+                name: name.to_string(),
+                pos,
+                neg,
+                kind,
+                line: l.line,
+            }));
+        }
+    }
     let params = || group_params(&param_tokens(after_tokens(&l.text, 3))).map_err(|m| l.err(m));
     let kind = match letter {
         'r' => parse_resistor(l, &params()?)?,
@@ -918,6 +994,12 @@ fn parse_model(l: &Logical, netlist: &mut SpiceNetlist) -> Result<(), SpiceParse
 /// result is the f64 nearest to the decimal value, so `0.1m` is the same
 /// number as `1e-4`); `mil` also gives the correctly rounded result.
 pub fn parse_value(token: &str) -> Option<f64> {
+    if plain_number(token.as_bytes()) {
+        // A plain decimal number: the standard library's parse is correctly rounded,
+        // as the general path below is.
+        let x: f64 = token.parse().ok()?;
+        return x.is_finite().then_some(x);
+    }
     let bytes = token.as_bytes();
     let mut i = 0;
     let negative = match bytes.first() {
@@ -1011,6 +1093,37 @@ pub fn parse_value(token: &str) -> Option<f64> {
     let sign = if negative { "-" } else { "" };
     let x: f64 = format!("{sign}{digits}e{exp10}").parse().ok()?;
     x.is_finite().then_some(x)
+}
+
+/// Whether `b` is `[+-]digits[.digits][e[+-]digits]` with at least one mantissa digit
+/// (and at least one exponent digit after an `e`).
+fn plain_number(b: &[u8]) -> bool {
+    let mut i = usize::from(matches!(b.first(), Some(b'+' | b'-')));
+    let digits = |i: &mut usize| {
+        let s = *i;
+        while *i < b.len() && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - s
+    };
+    let mut n = digits(&mut i);
+    if i < b.len() && b[i] == b'.' {
+        i += 1;
+        n += digits(&mut i);
+    }
+    if n == 0 {
+        return false;
+    }
+    if i < b.len() && (b[i] == b'e' || b[i] == b'E') {
+        i += 1;
+        if i < b.len() && (b[i] == b'+' || b[i] == b'-') {
+            i += 1;
+        }
+        if digits(&mut i) == 0 {
+            return false;
+        }
+    }
+    i == b.len()
 }
 
 /// Multiplies a string of decimal digits by a small integer.
@@ -2110,5 +2223,34 @@ mod tests {
             ElementKind::VoltageSource { value: 5.0 }
         );
         assert_eq!(n.elements.len(), 8);
+    }
+
+    #[test]
+    fn one_value_lines_read_as_their_general_forms() {
+        // The one-value forms (read by a fast path) and the keyword forms (read by the
+        // general parser) of the same elements give the same values, exactly.
+        let n = parse(
+            "t\nR1 A b 1.5k\nR2 a B r=1.5k\nR3 a b 2.25e3\nR4 a b resistance=2.25e3\n\
+             R5 a b -0.125\nR6 a b r=-125m\nD1 a b DMOD\nD2 a b dmod area=1\n\
+             V1 a 0 -3.3\nV2 a 0 DC -3.3\nI1 a b 12.5e-3\nI2 a b dc 12.5m\n\
+             R7 a b 7.\nR8 a b r=7\nR9 a b .5e+2\nR10 a b r=50\n.model dmod D\n",
+        );
+        let kinds: Vec<&ElementKind> = n.elements.iter().map(|e| &e.kind).collect();
+        for pair in kinds.chunks(2) {
+            assert_eq!(pair[0], pair[1]);
+        }
+        assert_eq!(resistance(&n, "r1"), 1500.0);
+        assert_eq!(resistance(&n, "r5"), -0.125);
+        assert_eq!(resistance(&n, "r9"), 50.0);
+        assert_eq!(n.element("r1").unwrap().pos, "a");
+        assert_eq!(n.element("r2").unwrap().neg, "b");
+        // Plain numbers that are not finite, or are not plain, still go through the
+        // general rules.
+        assert_eq!(parse_value("1e400"), None);
+        assert_eq!(parse_value("1e"), Some(1.0));
+        assert_eq!(parse_value("-.5"), Some(-0.5));
+        assert_eq!(parse_value("1.2.3"), None);
+        assert_eq!(parse_value("0.1"), Some(0.1));
+        assert_eq!(parse_value("1e-400"), Some(0.0));
     }
 }

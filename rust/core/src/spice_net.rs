@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::network::{DiodeModel, Network, SourceValue};
-use crate::spice::{parse_spice, ElementKind, SpiceNetlist, SpiceParseError, GROUND};
+use crate::spice::{parse_spice, ElementKind, NameMap, SpiceNetlist, SpiceParseError, GROUND};
 use std::collections::HashMap;
 
 /// A network read from SPICE, with the netlist's names (lowercase) for each element.
@@ -50,7 +50,7 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     let two = two_ports(nl)?;
     let mut net = Network::new();
     let mut node_names = vec![GROUND.to_string()];
-    let mut index: HashMap<String, usize> = HashMap::new();
+    let mut index: NameMap<String, usize> = NameMap::default();
     index.insert(GROUND.to_string(), 0);
     let names: Vec<String> = nl
         .nodes()
@@ -60,6 +60,7 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     if !names.is_empty() {
         net.add_nodes(names.len())?;
     }
+    index.reserve(names.len());
     for name in names {
         index.insert(name.clone(), node_names.len());
         node_names.push(name);
@@ -117,7 +118,7 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
         if two.consumed.contains(&ei) {
             continue;
         }
-        let (a, b) = (index[&e.pos], index[&e.neg]);
+        let (a, b) = (index[e.pos.as_str()], index[e.neg.as_str()]);
         match &e.kind {
             ElementKind::Resistor { resistance } => {
                 if resistance.is_nan() || *resistance <= 0.0 {

@@ -1673,3 +1673,154 @@ proptest! {
         }
     }
 }
+
+// ============================================== junction-limited Newton (Shockley)
+
+#[test]
+fn shockley_overdriven_junction_few_iterations() {
+    // Source x — (Shockley ∥ 1 kΩ) — node 2 — 1 kΩ — ground. Damped Newton from 0 V with
+    // one global step cap took 171 iterations at 5 V, 364 at 10 V, failed at 18 V and
+    // overflowed at 19 V; with per-junction limiting it is a handful at every drive.
+    for &x in &[0.8, 5.0, 10.0, 18.0, 19.0, 30.0, 100.0] {
+        let mut net = net_with(2);
+        fixed(&mut net, 1, x);
+        let m = si_diode();
+        diode(&mut net, 1, 2, m);
+        res(&mut net, 1, 2, 1e3);
+        res(&mut net, 2, 0, 1e3);
+        let s = solve1(&net);
+        // KCL at node 2, decreasing in u: (x − u)/R + I_D(x − u) − u/R.
+        let f = |u: f64| (x - u) / 1e3 + diode_law(&m, x - u) - u / 1e3;
+        let u = bisect(f, 0.0, x);
+        assert!(
+            (s.voltages[2] - u).abs() <= 1e-12 * (1.0 + u.abs()),
+            "x = {x}: v = {} but bisection gives {u}",
+            s.voltages[2]
+        );
+        assert!(
+            s.iterations[0] <= 20,
+            "x = {x}: {} iterations",
+            s.iterations[0]
+        );
+        assert_kcl(&net, &s.voltages, &s.diode_currents, 1e-10);
+    }
+}
+
+/// side × side lattice of 0.5–2 kΩ resistors, a Shockley junction in parallel with
+/// every fifth edge (alternating orientation), every 23rd node clamped to ±2 V.
+fn shockley_lattice(side: usize) -> Network {
+    let n = side * side;
+    let mut net = net_with(n);
+    let mut state = 12345u64;
+    let mut rnd = || {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let id = |r: usize, c: usize| 1 + r * side + c;
+    let (mut a, mut b, mut g) = (vec![], vec![], vec![]);
+    for r in 0..side {
+        for c in 0..side {
+            if c + 1 < side {
+                a.push(id(r, c));
+                b.push(id(r, c + 1));
+            }
+            if r + 1 < side {
+                a.push(id(r, c));
+                b.push(id(r + 1, c));
+            }
+        }
+    }
+    for _ in 0..a.len() {
+        g.push(1.0 / (500.0 + 1500.0 * rnd()));
+    }
+    net.add_resistors(&a, &b, &g).unwrap();
+    let mut clamped = vec![false; n + 1];
+    for node in (1..=n).step_by(23) {
+        clamped[node] = true;
+        fixed(&mut net, node, -2.0 + 4.0 * rnd());
+    }
+    for k in (0..a.len()).step_by(5) {
+        let (p, q) = if k % 10 == 0 {
+            (a[k], b[k])
+        } else {
+            (b[k], a[k])
+        };
+        if !(clamped[p] && clamped[q]) {
+            diode(&mut net, p, q, si_diode());
+        }
+    }
+    net
+}
+
+#[test]
+fn shockley_lattice_junction_limited_newton() {
+    let net = shockley_lattice(30);
+    let s = solve1(&net);
+    assert_kcl(&net, &s.voltages, &s.diode_currents, 1e-10);
+    // Junctions are driven hard: some conduct far beyond a few n V_T.
+    let (da, db) = (&net.dio_a, &net.dio_b);
+    let vmax = (0..da.len())
+        .map(|k| s.voltages[da[k] as usize] - s.voltages[db[k] as usize])
+        .fold(f64::MIN, f64::max);
+    assert!(vmax > 0.5, "largest junction voltage {vmax}");
+    // Damped Newton with a global cap took about 50 iterations on such lattices.
+    assert!(s.iterations[0] <= 25, "{} iterations", s.iterations[0]);
+    // A different start (every free node at +0.7 V, junctions overdriven everywhere)
+    // reaches the same operating point: the problem is convex, its solution unique.
+    let n = net.n_nodes();
+    let mut v0 = vec![0.7; n];
+    v0[0] = 0.0;
+    let zeros = vec![0.0; net.dio_model.len()];
+    let warm = Warm {
+        voltages: &v0,
+        diode_currents: &zeros,
+    };
+    let w = sb(&net, &[], 1, Some(warm), &SolveOptions::default()).unwrap();
+    assert_kcl(&net, &w.voltages, &w.diode_currents, 1e-10);
+    assert!(max_abs_diff(&s.voltages, &w.voltages) <= 1e-10);
+}
+
+#[test]
+fn pn_limit_follows_the_companion_current() {
+    let (nvt, v_crit) = (0.025_852, 0.73);
+    // Below the critical voltage, or a small step: the new voltage as is.
+    assert_eq!(pn_limit(0.5, 0.0, nvt, v_crit), 0.5);
+    assert_eq!(pn_limit(0.80, 0.79, nvt, v_crit), 0.80);
+    // Crossing the critical voltage from below: stop there first.
+    assert_eq!(pn_limit(3.0, 0.1, nvt, v_crit), v_crit);
+    // Above it: the voltage at which the junction carries the current of its tangent
+    // at the old point, i(x) (1 + Δ / n V_T).
+    let (x, vnew) = (0.75, 1.5);
+    let lim = pn_limit(vnew, x, nvt, v_crit);
+    let tangent = (x / nvt).exp() * (1.0 + (vnew - x) / nvt);
+    assert_close!((lim / nvt).exp(), tangent, 1e-12);
+    // Down by less than n V_T: the same rule (a larger step than Newton's).
+    let lim = pn_limit(0.70, 0.71, nvt, v_crit);
+    let tangent = (0.71 / nvt).exp() * (1.0 - 0.01 / nvt);
+    assert_close!((lim / nvt).exp(), tangent, 1e-12);
+    assert!(lim < 0.70);
+    // Down by more: the tangent's current is negative; restart at most at v_crit.
+    assert_eq!(pn_limit(0.2, 0.71, nvt, v_crit), 0.2);
+    assert_eq!(pn_limit(1.0, 1.2, nvt, v_crit), v_crit);
+}
+
+#[test]
+fn thevenin_estimate_is_exact_for_one_diode_and_one_resistor() {
+    // Source 2 V — junction — node 2 — 1 kΩ — ground: the rest of the network seen from
+    // the junction is exactly 2 V behind 1 kΩ, so the estimate is the operating point.
+    let mut net = net_with(2);
+    fixed(&mut net, 1, 2.0);
+    diode(&mut net, 1, 2, si_diode());
+    res(&mut net, 2, 0, 1e3);
+    let c = net.compiled().unwrap();
+    let p = Prepared::new(&net, &c, &SolveOptions::default(), &[]);
+    let x = thevenin_estimate(&p, 0, 2.0);
+    // KCL at node 2 by bisection: the junction carries what the resistor does.
+    let m = si_diode();
+    let u = bisect(|u| diode_law(&m, 2.0 - u) - u / 1e3, 0.0, 2.0);
+    assert_close!(x, 2.0 - u, 1e-12);
+    let s = solve1(&net);
+    assert_close!(s.voltages[2], u, 1e-12);
+}
