@@ -41,6 +41,32 @@ pub enum Error {
     SpiceParse(#[from] SpiceParseError),
 }
 
+impl Error {
+    /// The error of sample `s` of a batch: convergence and infeasibility details
+    /// name the sample (batches of one are left as they are).
+    pub fn in_sample(self, s: usize, batch: usize) -> Error {
+        if batch <= 1 {
+            return self;
+        }
+        match self {
+            Error::Convergence {
+                iterations,
+                residual,
+                detail,
+            } => Error::Convergence {
+                iterations,
+                residual,
+                detail: format!("sample {s}: {detail}"),
+            },
+            Error::Infeasible { diodes, detail } => Error::Infeasible {
+                diodes,
+                detail: format!("sample {s}: {detail}"),
+            },
+            other => other,
+        }
+    }
+}
+
 fn format_nodes(nodes: &[usize]) -> String {
     let shown: Vec<String> = nodes.iter().take(20).map(|n| n.to_string()).collect();
     if nodes.len() > 20 {

@@ -1138,7 +1138,7 @@ pub(crate) fn solve_batch(
                     p.set_clamps(&mut st.v, &inputs[s * ni..(s + 1) * ni]);
                     let inj = &inj_values[s * k..(s + 1) * k];
                     let stats = solve_sample(&p, &mut st, inj, w, opts)
-                        .map_err(|e| annotate(e, s, batch))?;
+                        .map_err(|e| e.in_sample(s, batch))?;
                     let vscale = p.voltage_scale(&st.v);
                     let _ = p.eval(&st, inj, Ncp::Min, opts, opts.vtol * vscale, &mut w.e);
                     let mut id = vec![0.0; nd];
@@ -1196,28 +1196,6 @@ pub(crate) fn solve_batch(
         }
     }
     Ok(sol)
-}
-
-fn annotate(e: Error, s: usize, batch: usize) -> Error {
-    if batch <= 1 {
-        return e;
-    }
-    match e {
-        Error::Convergence {
-            iterations,
-            residual,
-            detail,
-        } => Error::Convergence {
-            iterations,
-            residual,
-            detail: format!("sample {s}: {detail}"),
-        },
-        Error::Infeasible { diodes, detail } => Error::Infeasible {
-            diodes,
-            detail: format!("sample {s}: {detail}"),
-        },
-        other => other,
-    }
 }
 
 /// λ at the nodes, ν of the diodes, multipliers of the transformer constraints.

@@ -1307,7 +1307,7 @@ fn solve_nonlinear_batch(
                 }
                 let mut v = start[s * n..(s + 1) * n].to_vec();
                 ws.inj.copy_from_slice(&inj[s * k..(s + 1) * k]);
-                let stats = solve_sample(p, &mut v, ws, opts).map_err(|e| annotate(e, s, batch))?;
+                let stats = solve_sample(p, &mut v, ws, opts).map_err(|e| e.in_sample(s, batch))?;
                 let mut id = vec![0.0; nd];
                 let mut src = vec![0.0; nv];
                 let kcl = finish_sample(p, &v, &ws.inj, &mut id, &mut src, Some(&ws.mu));
@@ -1331,28 +1331,6 @@ fn solve_nonlinear_batch(
         sol.kcl_residual[s] = o.kcl;
     }
     Ok(())
-}
-
-fn annotate(e: Error, s: usize, batch: usize) -> Error {
-    if batch <= 1 {
-        return e;
-    }
-    match e {
-        Error::Convergence {
-            iterations,
-            residual,
-            detail,
-        } => Error::Convergence {
-            iterations,
-            residual,
-            detail: format!("sample {s}: {detail}"),
-        },
-        Error::Infeasible { diodes, detail } => Error::Infeasible {
-            diodes,
-            detail: format!("sample {s}: {detail}"),
-        },
-        other => other,
-    }
 }
 
 fn solve_linear_batch(
