@@ -124,11 +124,13 @@ class DenseDRN:
         return v
 
     # ------------------------------------------------------------ gradients
-    def gradient(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
-                 beta: float, *, threads: int | None = None) -> tuple[np.ndarray, float,
-                                                                        np.ndarray]:
-        """(dC/dg for every resistor, mean loss, output scores) at the free equilibrium,
-        computed as :func:`ohmflow.learn.gradient` does for ``rule``."""
+    def layer_sums(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
+                   beta: float, *, threads: int | None = None) -> tuple:
+        """The per-resistor sums of ``rule`` by layer, unscaled: ``(w, b, scale, loss,
+        vout)`` with ``scale × w[l]`` the estimate of dC/dg for weight layer ``l``
+        (shaped like ``model.weights[l]``) and ``scale × b[l]`` for the biases of layer
+        ``l + 1`` (``(b⁺, b⁻)``); ``loss`` the mean loss and ``vout`` the output scores
+        at the free equilibrium."""
         if rule not in RULES:
             raise InvalidNetworkError(f"the dense path computes rules {RULES}, not {rule!r}")
         x = np.ascontiguousarray(inputs, dtype=float)
@@ -159,6 +161,15 @@ class DenseDRN:
             total = [p + q for p, q in zip(a, bphase)]
             w, b = core.branch_products(None, diff, (0.0, 0.0), 2.0 * x, total,
                                         (2 * vb, -2 * vb), threads=threads)
+        return w, b, scale, float(np.mean(c)), vout
+
+    def gradient(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
+                 beta: float, *, threads: int | None = None) -> tuple[np.ndarray, float,
+                                                                        np.ndarray]:
+        """(dC/dg for every resistor, mean loss, output scores) at the free equilibrium,
+        computed as :func:`ohmflow.learn.gradient` does for ``rule``."""
+        w, b, scale, c, vout = self.layer_sums(inputs, targets, rule, loss, beta,
+                                               threads=threads)
         est = np.zeros(self.model.network.n_resistors)
         for idx, gl in zip(self._w_idx, w):
             est[idx] = gl.ravel()
@@ -167,7 +178,29 @@ class DenseDRN:
                 est[idx[0]] = bp
                 est[idx[1]] = bn
         est *= scale
-        return est, float(np.mean(c)), vout
+        return est, c, vout
+
+    def sgd_step(self, w: list, b: list, rates: list, lo: float, hi: float) -> None:
+        """``g ← clip(g − rates[l] · sums, lo, hi)`` on the core's own conductances, per
+        weight layer (weights and the biases it feeds); the network is not touched
+        until :meth:`write_back`."""
+        empty = np.zeros(0)
+        bias = [(bp, bn) if idx is not None else (empty, empty)
+                for idx, (bp, bn) in zip(self._b_idx, b)]
+        self._core.sgd_update(w, bias, [float(r) for r in rates], float(lo), float(hi))
+
+    def write_back(self) -> None:
+        """Copies the core's conductances into the network."""
+        net = self.model.network
+        g = net.conductances
+        w, bp, bn = self._core.conductances()
+        for idx, gl in zip(self._w_idx, w):
+            g[idx] = gl.ravel()
+        for idx, p, n in zip(self._b_idx, bp, bn):
+            if idx is not None:
+                g[idx[0]] = p
+                g[idx[1]] = n
+        net.conductances = g
 
 
 def _as_slice(idx: np.ndarray) -> Any:

@@ -247,6 +247,10 @@ class Trainer:
         rates = list(lr) if isinstance(lr, (list, tuple, np.ndarray)) else [float(lr)] * len(groups)
         if len(rates) != len(groups):
             raise InvalidNetworkError(f"lr: {len(groups)} weight layers but {len(rates)} rates")
+        self._rates = [float(r) for r in rates]
+        # The dense path's conductances when they are ahead of the network's (plain SGD
+        # steps inside an epoch update the core's copy only; see _flush).
+        self._dirty: Any = None
         self._lr = np.zeros(model.network.n_resistors)
         for g, r in zip(groups, rates):
             self._lr[g] = float(r)
@@ -297,13 +301,37 @@ class Trainer:
 
     def step(self, X: np.ndarray, y: np.ndarray, lr_scale: float = 1.0) -> tuple[float, float]:
         """One update on a minibatch; returns (loss, accuracy) at the free equilibrium."""
+        out = self._step(X, y, lr_scale)
+        self._flush()
+        return out
+
+    def _flush(self) -> None:
+        """Writes the dense path's conductances into the network if they are ahead."""
+        if self._dirty is not None:
+            self._dirty.write_back()
+            self._dirty = None
+
+    def _step(self, X: np.ndarray, y: np.ndarray, lr_scale: float) -> tuple[float, float]:
         cfg, model = self.config, self.model
         net = model.network
         g_ref = model.g_ref
         kwargs: dict = {}
         if self._solver_kw is not None and cfg.solver != "auto":
             kwargs[self._solver_kw] = cfg.solver
-        dense = self._dense()
+        dense = self._dirty if self._dirty is not None else self._dense()
+        if dense is not None and self.optimizer is None:
+            # Plain SGD on the dense path: the step is applied to the core's copy of the
+            # conductances (one pass, clipped), the network catches up at _flush.
+            w, b, scale, loss, vout = dense.layer_sums(
+                model.input_voltages(X), self.targets(y), cfg.rule, self._loss,
+                cfg.beta * g_ref, threads=cfg.threads)
+            c = lr_scale * g_ref * g_ref * scale
+            lo, hi = ((model.g_min * g_ref, model.g_max * g_ref) if cfg.clip
+                      else (-np.inf, np.inf))
+            dense.sgd_step(w, b, [c * r for r in self._rates], lo, hi)
+            self._dirty = dense
+            return float(loss), float(np.mean(np.argmax(vout, axis=1) == y))
+        self._flush()
         if dense is not None:
             est, loss, _ = dense.gradient(model.input_voltages(X), self.targets(y), cfg.rule,
                                           self._loss, cfg.beta * g_ref, threads=cfg.threads)
@@ -337,6 +365,7 @@ class Trainer:
 
     def evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple[float, float]:
         """(accuracy, mean loss) of the current conductances on (X, y)."""
+        self._flush()
         if len(y) == 0:
             return float("nan"), float("nan")
         scores = self.model.predict(X, **self._solve_kwargs())
@@ -413,16 +442,20 @@ class Trainer:
         losses = np.zeros(n_batches)
         correct = 0.0
         t0 = time.perf_counter()
-        for b in range(n_batches):
-            idx = order[b * bs:(b + 1) * bs]
-            loss, acc = self.step(Xtr[idx], ytr[idx], lr_scale)
-            losses[b] = loss * len(idx)
-            correct += acc * len(idx)
-            if bar is not None:
-                seen = min((b + 1) * bs, len(order))
-                bar.set_postfix(loss=f"{losses[:b + 1].sum() / seen:.4f}",
-                                acc=f"{correct / seen:.3f}", refresh=False)
-                bar.update(1)
+        try:
+            for b in range(n_batches):
+                idx = order[b * bs:(b + 1) * bs]
+                loss, acc = self._step(Xtr[idx], ytr[idx], lr_scale)
+                losses[b] = loss * len(idx)
+                correct += acc * len(idx)
+                if bar is not None:
+                    seen = min((b + 1) * bs, len(order))
+                    bar.set_postfix(loss=f"{losses[:b + 1].sum() / seen:.4f}",
+                                    acc=f"{correct / seen:.3f}", refresh=False)
+                    bar.update(1)
+        finally:
+            # an interrupted epoch leaves the network with the steps taken so far
+            self._flush()
         seconds = time.perf_counter() - t0
         if bar is not None:
             bar.close()
@@ -473,6 +506,7 @@ class Trainer:
     def save(self, path: str | os.PathLike) -> None:
         """Writes a checkpoint atomically (a temporary file in the same directory,
         flushed, then renamed over ``path``)."""
+        self._flush()
         p = Path(path)
         meta = {
             "version": CHECKPOINT_VERSION,
@@ -513,6 +547,7 @@ class Trainer:
         if list(meta["model"]["layer_sizes"]) != list(self.model.layer_sizes):
             raise CheckpointError(f"{path}: checkpoint is of a {meta['model']['layer_sizes']} "
                                   f"network, the model is {list(self.model.layer_sizes)}")
+        self._dirty = None  # the checkpoint's conductances replace any pending step
         self.model.network.conductances = g
         if self.optimizer is not None:
             if "optimizer_state" not in meta:

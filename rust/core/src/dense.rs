@@ -242,10 +242,28 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     Ok(())
 }
 
+/// The even columns of `x` (`batch × n_0`) if every row is made of `(v, −v)` pairs
+/// (the `±` input sources of a deep resistive network), else `None`.
+fn paired_half(x: &[f64], batch: usize, n0: usize) -> Option<Vec<f64>> {
+    if n0 & 1 != 0 || x.is_empty() || x.len() != batch * n0 {
+        return None;
+    }
+    let pairs_ok = x.chunks_exact(2).all(|p| p[1] == -p[0]);
+    pairs_ok.then(|| x.iter().step_by(2).copied().collect())
+}
+
 /// The input drive of the first free layer, `X W_0` (`batch × n_1`), for inputs
-/// `x` (`batch × n_0`).
-pub fn drive(net: &DenseLayers, x: &[f64], batch: usize, par: Parallelism) -> Result<Vec<f64>> {
-    net.validate()?;
+/// `x` (`batch × n_0`). When the inputs come in `(v, −v)` pairs (the `±` sources of
+/// a deep resistive network) it is computed as `X⁺ (W⁺ − W⁻)` with the difference
+/// of the pair rows kept in [`Sums`]: half the arithmetic, the same result.
+pub fn drive(
+    net: &DenseLayers,
+    sums: &Sums,
+    x: &[f64],
+    batch: usize,
+    par: Parallelism,
+) -> Result<Vec<f64>> {
+    sums.check(net)?;
     let (n0, n1) = (net.sizes[0], net.sizes[1]);
     check_len("inputs", x.len(), batch * n0)?;
     if let Some(k) = x.iter().position(|v| !v.is_finite()) {
@@ -255,15 +273,30 @@ pub fn drive(net: &DenseLayers, x: &[f64], batch: usize, par: Parallelism) -> Re
         )));
     }
     let mut d = vec![0.0; batch * n1];
+    let half = if sums.pair_diff.is_empty() {
+        None
+    } else {
+        paired_half(x, batch, n0)
+    };
     with_threads(par, || {
-        matmul(
-            rows_mut(&mut d, batch, n1),
-            Accum::Replace,
-            rows(x, batch, n0),
-            rows(net.weights[0], n0, n1),
-            net.gain(0),
-            par.faer(),
-        );
+        match &half {
+            Some(h) => matmul(
+                rows_mut(&mut d, batch, n1),
+                Accum::Replace,
+                rows(h, batch, n0 / 2),
+                rows(&sums.pair_diff, n0 / 2, n1),
+                net.gain(0),
+                par.faer(),
+            ),
+            None => matmul(
+                rows_mut(&mut d, batch, n1),
+                Accum::Replace,
+                rows(x, batch, n0),
+                rows(net.weights[0], n0, n1),
+                net.gain(0),
+                par.faer(),
+            ),
+        }
         Ok(())
     })?;
     Ok(d)
@@ -357,6 +390,9 @@ pub struct Sums {
     bias: Vec<Vec<f64>>,
     /// Per weight layer, `W⁺ − W⁻` (`n_l × n_{l+1}`) where signed, else empty.
     diff: Vec<Vec<f64>>,
+    /// `W_0`'s even rows minus its odd rows (`n_0/2 × n_1`) when `n_0` is even: the
+    /// drive of `(v, −v)` input pairs.
+    pair_diff: Vec<f64>,
 }
 
 impl Sums {
@@ -376,6 +412,12 @@ impl Sums {
     /// The constants of `net` (validated first).
     pub fn new(net: &DenseLayers) -> Result<Self> {
         net.validate()?;
+        Ok(Self::new_trusted(net))
+    }
+
+    /// The constants of a network already known to be valid (e.g. after
+    /// [`sgd_check`] and [`sgd_apply`] on a validated one): no validation pass.
+    pub fn new_trusted(net: &DenseLayers) -> Self {
         let nl = net.n_free_layers();
         let (mut s, mut inv, mut bias) = (Vec::new(), Vec::new(), Vec::new());
         for l in 1..=nl {
@@ -398,7 +440,22 @@ impl Sums {
                     .collect()
             })
             .collect();
-        Ok(Sums { s, inv, bias, diff })
+        let n1 = net.sizes[1];
+        let pair_diff = if net.sizes[0] & 1 == 0 {
+            net.weights[0]
+                .chunks_exact(2 * n1)
+                .flat_map(|r| r[..n1].iter().zip(&r[n1..]).map(|(p, m)| p - m))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        Sums {
+            s,
+            inv,
+            bias,
+            diff,
+            pair_diff,
+        }
     }
 
     /// The matrix coupling weight layer `l`'s two sides (`n_l × n_{l+1}`).
@@ -468,6 +525,28 @@ enum Rule<'a> {
     Scale(&'a [f64]),
 }
 
+/// The rows of an optional per-sample array, or zeros.
+fn part<'a>(e: Option<&'a [f64]>, row: std::ops::Range<usize>, zeros: &'a [f64]) -> &'a [f64] {
+    match e {
+        Some(e) => &e[row],
+        None => zeros,
+    }
+}
+
+/// `v[j] ← op(j, Σ parts[·][j])` for one row; returns the largest change (NaN wins).
+#[inline]
+fn fused_pass(v: &mut [f64], parts: [&[f64]; 4], op: impl Fn(usize, f64) -> f64) -> f64 {
+    let [a, b, c, d] = parts;
+    let mut moved = 0.0f64;
+    for (j, vj) in v.iter_mut().enumerate() {
+        let x = op(j, a[j] + b[j] + c[j] + d[j]);
+        let dv = (x - *vj).abs();
+        moved = if dv > moved || dv.is_nan() { dv } else { moved };
+        *vj = x;
+    }
+    moved
+}
+
 /// One sweep over both colour classes: each free layer's entries are set by
 /// `rule(l)` from their drive `t` = coupling + bias + `fixed(l)` (per sample row) +
 /// `inj` (last layer). Returns the largest change.
@@ -495,45 +574,41 @@ fn sweep_once<'f>(
             let inj = if l == nl { inj } else { None };
             let fixed = if l == 1 { fixed } else { None };
             let rule = rule(l);
+            let zeros = vec![0.0; n];
             let moved = states[l - 1]
                 .par_chunks_mut(n)
                 .enumerate()
                 .map(|(si, v)| {
                     let row = si * n..(si + 1) * n;
-                    // t = bias + coupling + fixed + injections, then the rule.
-                    let mut t = b.to_vec();
-                    for e in [coupled.then_some(cbuf), fixed, inj].into_iter().flatten() {
-                        for (tj, &ej) in t.iter_mut().zip(&e[row.clone()]) {
-                            *tj += ej;
-                        }
-                    }
+                    // t = bias + coupling + fixed + injections (absent parts read as
+                    // zeros, so that the common rules run as one branch-free pass).
+                    let (c, f, i) = (
+                        part(coupled.then_some(cbuf), row.clone(), &zeros),
+                        part(fixed, row.clone(), &zeros),
+                        part(inj, row.clone(), &zeros),
+                    );
+                    let mut moved = 0.0f64;
                     match rule {
                         Rule::Linear(inv) => {
-                            for (tj, &i) in t.iter_mut().zip(inv) {
-                                *tj *= i;
-                            }
+                            moved = fused_pass(v, [b, c, f, i], |j, t| t * inv[j]);
                         }
                         Rule::Clip(inv, lo, hi) => {
-                            for (tj, &i) in t.iter_mut().zip(inv) {
-                                *tj = (*tj * i).max(lo).min(hi);
-                            }
-                        }
-                        Rule::Smooth(s, lo, hi) => {
-                            for ((tj, &sj), &vj) in t.iter_mut().zip(s).zip(v.iter()) {
-                                *tj = node_root(net, sj, *tj, lo, hi, vj);
-                            }
+                            moved =
+                                fused_pass(v, [b, c, f, i], |j, t| (t * inv[j]).max(lo).min(hi));
                         }
                         Rule::Scale(d) => {
-                            for (tj, &dj) in t.iter_mut().zip(&d[row]) {
-                                *tj *= dj;
+                            let d = &d[row];
+                            moved = fused_pass(v, [b, c, f, i], |j, t| t * d[j]);
+                        }
+                        Rule::Smooth(s, lo, hi) => {
+                            for j in 0..n {
+                                let t = b[j] + c[j] + f[j] + i[j];
+                                let x = node_root(net, s[j], t, lo, hi, v[j]);
+                                let d = (x - v[j]).abs();
+                                moved = if d > moved || d.is_nan() { d } else { moved };
+                                v[j] = x;
                             }
                         }
-                    }
-                    let mut moved = 0.0f64;
-                    for (vj, &x) in v.iter_mut().zip(&t) {
-                        let d = (x - *vj).abs();
-                        moved = if d > moved || d.is_nan() { d } else { moved };
-                        *vj = x;
                     }
                     moved
                 })
@@ -731,6 +806,39 @@ pub fn adjoint(
     Ok((lam, sweeps))
 }
 
+/// Checks that one gradient step `g ← clip(g − rate · grad, lo, hi)` keeps every
+/// conductance finite and positive (see [`sgd_apply`]).
+pub fn sgd_check(g: &[f64], grad: &[f64], rate: f64, lo: f64, hi: f64) -> Result<()> {
+    check_len("gradient", grad.len(), g.len())?;
+    if lo > 0.0 && hi.is_finite() && rate.is_finite() {
+        // Clipping to [lo, hi] ⊂ (0, ∞) keeps every finite result valid: only the
+        // gradient needs checking.
+        if grad.par_iter().any(|d| !d.is_finite()) {
+            return Err(invalid("the gradient has non-finite entries".into()));
+        }
+        return Ok(());
+    }
+    let bad = g.par_iter().zip(grad.par_iter()).any(|(&x, &d)| {
+        let y = (x - rate * d).max(lo).min(hi);
+        !(y.is_finite() && y > 0.0)
+    });
+    if bad {
+        return Err(invalid(
+            "a step would make a conductance non-positive or non-finite".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// One gradient step on conductances in place: `g ← clip(g − rate · grad, lo, hi)`
+/// (no clipping with `lo = −∞`, `hi = ∞`). Call [`sgd_check`] first: this does not
+/// check.
+pub fn sgd_apply(g: &mut [f64], grad: &[f64], rate: f64, lo: f64, hi: f64) {
+    g.par_iter_mut().zip(grad.par_iter()).for_each(|(x, &d)| {
+        *x = (*x - rate * d).max(lo).min(hi);
+    });
+}
+
 /// A node field over a dense network: input-layer values (`batch × n_0`, or empty
 /// for zero), free-layer values, and the values at the `+` and `−` bias sources.
 #[derive(Debug, Clone, Copy)]
@@ -822,27 +930,61 @@ pub fn branch_products(
                     x.to_vec()
                 })
             };
-            let mut accum = Accum::Replace;
-            if let Some(pl) = side(&p) {
+            // (v, −v) input pairs with P zero there: one product of half the size,
+            // row 2i gets −a C_i and row 2i+1 gets +a C_i (C = Q⁺ᵀ P_1).
+            let pair = if l == 0 && p.inputs.is_empty() {
+                paired_half(q.inputs, batch, half)
+            } else {
+                None
+            };
+            if let Some(qh) = pair {
+                let h2 = half / 2;
+                let mut c = vec![0.0; h2 * m];
                 matmul(
-                    rows_mut(&mut g, n, m),
-                    accum,
-                    rows(&pl, batch, n).transpose(),
-                    rows(&q.states[l], batch, m),
-                    -net.gain(l),
+                    rows_mut(&mut c, h2, m),
+                    Accum::Replace,
+                    rows(&qh, batch, h2).transpose(),
+                    rows(&p.states[0], batch, m),
+                    net.gain(0),
                     fpar,
                 );
-                accum = Accum::Add;
-            }
-            if let Some(ql) = side(&q) {
-                matmul(
-                    rows_mut(&mut g, n, m),
-                    accum,
-                    rows(&ql, batch, n).transpose(),
-                    rows(&p.states[l], batch, m),
-                    -net.gain(l),
-                    fpar,
-                );
+                // P is zero on the inputs, so their diagonal term vanishes: the
+                // upper side's diagonal is added in the same pass.
+                let dn = &diags[1];
+                g.par_chunks_mut(2 * m)
+                    .zip(c.par_chunks(m))
+                    .for_each(|(rows2, ci)| {
+                        let (plus, minus) = rows2.split_at_mut(m);
+                        for (((gp, gm), &cij), &dj) in plus.iter_mut().zip(minus).zip(ci).zip(dn) {
+                            *gp = dj - cij;
+                            *gm = dj + cij;
+                        }
+                    });
+                weights.push(g);
+                continue;
+            } else {
+                let mut accum = Accum::Replace;
+                if let Some(pl) = side(&p) {
+                    matmul(
+                        rows_mut(&mut g, n, m),
+                        accum,
+                        rows(&pl, batch, n).transpose(),
+                        rows(&q.states[l], batch, m),
+                        -net.gain(l),
+                        fpar,
+                    );
+                    accum = Accum::Add;
+                }
+                if let Some(ql) = side(&q) {
+                    matmul(
+                        rows_mut(&mut g, n, m),
+                        accum,
+                        rows(&ql, batch, n).transpose(),
+                        rows(&p.states[l], batch, m),
+                        -net.gain(l),
+                        fpar,
+                    );
+                }
             }
             let (dl, dn) = (&diags[l], &diags[l + 1]);
             let a2 = net.gain(l) * net.gain(l);

@@ -166,6 +166,94 @@ impl PyDense {
         Ok(())
     }
 
+    /// One gradient step on the owned conductances, per weight layer `l`:
+    /// `g ← clip(g − rates[l] · grad, lo, hi)` for its weights and the biases of layer
+    /// `l + 1` (`bias_grads[l]` = (grad⁺, grad⁻), empty where there are none).
+    #[pyo3(signature = (weight_grads, bias_grads, rates, lo, hi))]
+    fn sgd_update(
+        &mut self,
+        py: Python<'_>,
+        weight_grads: Vec<PyReadonlyArray2<'_, f64>>,
+        bias_grads: Vec<(PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>)>,
+        rates: Vec<f64>,
+        lo: f64,
+        hi: f64,
+    ) -> PyResult<()> {
+        let nl = self.weights.len();
+        if weight_grads.len() != nl || bias_grads.len() != nl || rates.len() != nl {
+            return Err(to_py(
+                py,
+                Error::InvalidInput(format!("{nl} weight layers: gradients and rates per layer")),
+            ));
+        }
+        let gw: Vec<&[f64]> = weight_grads
+            .iter()
+            .map(|a| a.as_slice())
+            .collect::<Result<_, _>>()?;
+        let gb: Vec<(&[f64], &[f64])> = bias_grads
+            .iter()
+            .map(|(p, n)| Ok((p.as_slice()?, n.as_slice()?)))
+            .collect::<PyResult<_>>()?;
+        let check = || -> Result<(), Error> {
+            for l in 0..nl {
+                let r = rates[l];
+                dense::sgd_check(&self.weights[l], gw[l], r, lo, hi)?;
+                dense::sgd_check(&self.bias_pos[l], gb[l].0, r, lo, hi)?;
+                dense::sgd_check(&self.bias_neg[l], gb[l].1, r, lo, hi)?;
+            }
+            Ok(())
+        };
+        py.detach(check).map_err(|e| to_py(py, e))?;
+        let mut apply = || -> Result<(), Error> {
+            for l in 0..nl {
+                let r = rates[l];
+                dense::sgd_apply(&mut self.weights[l], gw[l], r, lo, hi);
+                dense::sgd_apply(&mut self.bias_pos[l], gb[l].0, r, lo, hi);
+                dense::sgd_apply(&mut self.bias_neg[l], gb[l].1, r, lo, hi);
+            }
+            // valid by construction (checked above): no second validation pass
+            let sums = self.run(|n| Ok(Sums::new_trusted(n)))?;
+            self.sums = Some(sums);
+            Ok(())
+        };
+        py.detach(&mut apply).map_err(|e| to_py(py, e))?;
+        Ok(())
+    }
+
+    /// The owned conductances: (weights, bias⁺, bias⁻), as given to the constructor.
+    #[allow(clippy::type_complexity)]
+    fn conductances<'py>(
+        &self,
+        py: Python<'py>,
+    ) -> PyResult<(
+        States<'py>,
+        Vec<Bound<'py, PyArray1<f64>>>,
+        Vec<Bound<'py, PyArray1<f64>>>,
+    )> {
+        let w = self
+            .weights
+            .iter()
+            .enumerate()
+            .map(|(l, g)| {
+                let rows = g.len() / self.sizes[l + 1];
+                g.clone()
+                    .into_pyarray(py)
+                    .reshape([rows, self.sizes[l + 1]])
+            })
+            .collect::<PyResult<Vec<_>>>()?;
+        let p = self
+            .bias_pos
+            .iter()
+            .map(|b| b.clone().into_pyarray(py))
+            .collect();
+        let n = self
+            .bias_neg
+            .iter()
+            .map(|b| b.clone().into_pyarray(py))
+            .collect();
+        Ok((w, p, n))
+    }
+
     /// Layer sizes.
     #[getter]
     fn sizes(&self) -> Vec<usize> {
@@ -183,7 +271,7 @@ impl PyDense {
         let batch = self.rows(&x, self.sizes[0], "inputs")?;
         let xs = x.as_slice()?;
         let d = py
-            .detach(|| self.run(|n| dense::drive(n, xs, batch, par(threads))))
+            .detach(|| self.run(|n| dense::drive(n, self.sums(), xs, batch, par(threads))))
             .map_err(|e| to_py(py, e))?;
         d.into_pyarray(py).reshape([batch, self.sizes[1]])
     }

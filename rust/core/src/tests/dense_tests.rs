@@ -125,7 +125,7 @@ fn check_against_direct(sizes: &[usize], lower: Option<HiddenDiode>, seed: u64) 
         .map(|_| 4.0 * lcg(&mut s) - 2.0)
         .collect();
     let sums = Sums::new(&net).unwrap();
-    let d1 = drive(&net, &x, batch, Parallelism::Serial).unwrap();
+    let d1 = drive(&net, &sums, &x, batch, Parallelism::Serial).unwrap();
     let mut states: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; batch * n]).collect();
     let opts = RelaxOptions {
         tol: 1e-14,
@@ -263,7 +263,7 @@ fn adjoint_gives_the_derivative_of_a_linear_readout() {
         let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
         let net = view(o, &w, &bp, &bn, d);
         let sums = Sums::new(&net).unwrap();
-        let d1 = drive(&net, &x, batch, Parallelism::Serial).unwrap();
+        let d1 = drive(&net, &sums, &x, batch, Parallelism::Serial).unwrap();
         let mut st: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; batch * n]).collect();
         let opts = RelaxOptions {
             tol: 1e-15,
@@ -329,12 +329,13 @@ fn bad_shapes_and_values_are_errors() {
     assert!(matches!(Sums::new(&net), Err(Error::InvalidInput(_))));
     let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
     let net = view(&o, &w, &bp, &bn, None);
+    let sums = Sums::new(&net).unwrap();
     assert!(matches!(
-        drive(&net, &[0.0; 7], 2, Parallelism::Serial),
+        drive(&net, &sums, &[0.0; 7], 2, Parallelism::Serial),
         Err(Error::InvalidInput(_))
     ));
     assert!(matches!(
-        drive(&net, &[f64::NAN; 8], 2, Parallelism::Serial),
+        drive(&net, &sums, &[f64::NAN; 8], 2, Parallelism::Serial),
         Err(Error::InvalidInput(_))
     ));
 }
@@ -406,7 +407,7 @@ fn layer_gains_solve_the_transformer_coupled_equations() {
     }
     let want = gauss(h, r);
     let sums = Sums::new(&net).unwrap();
-    let d1 = drive(&net, &x, 1, Parallelism::Serial).unwrap();
+    let d1 = drive(&net, &sums, &x, 1, Parallelism::Serial).unwrap();
     let mut st: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; n]).collect();
     let opts = RelaxOptions {
         tol: 1e-15,
@@ -442,4 +443,67 @@ fn layer_gains_solve_the_transformer_coupled_equations() {
         gw[1][i * sizes[2] + j],
         dv * dv
     );
+}
+
+#[test]
+fn paired_inputs_take_the_half_products_with_the_same_results() {
+    // (v, −v) pairs: drive and branch products by the half-size products equal the
+    // full ones (computed here on inputs whose pairs are broken by one ulp).
+    let sizes = [6, 5, 3];
+    let o = random(&sizes, 31);
+    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
+    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
+    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let net = view(&o, &w, &bp, &bn, None);
+    let sums = Sums::new(&net).unwrap();
+    let batch = 2;
+    let mut s = 8u64;
+    let mut x = vec![0.0; batch * 6];
+    for p in x.chunks_exact_mut(2) {
+        p[0] = 2.0 * lcg(&mut s) - 1.0;
+        p[1] = -p[0];
+    }
+    let mut y = x.clone();
+    y[1] = f64::from_bits(y[1].to_bits() + 1); // no longer an exact pair: full path
+    let dx = drive(&net, &sums, &x, batch, Parallelism::Serial).unwrap();
+    let dy = drive(&net, &sums, &y, batch, Parallelism::Serial).unwrap();
+    for (a, b) in dx.iter().zip(&dy) {
+        assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+    }
+    let st: Vec<Vec<f64>> = vec![
+        (0..batch * 5).map(|_| lcg(&mut s)).collect(),
+        (0..batch * 3).map(|_| lcg(&mut s)).collect(),
+    ];
+    let p = Field {
+        inputs: &[],
+        states: &st,
+        bias: (0.0, 0.0),
+    };
+    let (gx, _) = branch_products(
+        &net,
+        p,
+        Field {
+            inputs: &x,
+            states: &st,
+            bias: (1.0, -1.0),
+        },
+        batch,
+        Parallelism::Serial,
+    )
+    .unwrap();
+    let (gy, _) = branch_products(
+        &net,
+        p,
+        Field {
+            inputs: &y,
+            states: &st,
+            bias: (1.0, -1.0),
+        },
+        batch,
+        Parallelism::Serial,
+    )
+    .unwrap();
+    for (a, b) in gx[0].iter().zip(&gy[0]) {
+        assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
+    }
 }
