@@ -109,6 +109,10 @@ class CoreDense:
     def adjoint(self, states: list[_F], rhs: _F, *, tol: float = 1e-12,
                 max_sweeps: int = 10000, fixed: bool = False,
                 threads: int | None = None) -> tuple[list[_F], int]: ...
+    def sgd_fields(self, p_states: list[_F], q_inputs: _F, q_states: list[_F],
+                   q_bias: tuple[float, float], rates: list[float], lo: float, hi: float, *,
+                   threads: int | None = None) -> None: ...
+    def conductances(self) -> tuple[list[_F], list[_F], list[_F]]: ...
     def branch_products(self, p_inputs: _F | None, p_states: list[_F],
                         p_bias: tuple[float, float], q_inputs: _F | None,
                         q_states: list[_F], q_bias: tuple[float, float], *,

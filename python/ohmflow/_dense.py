@@ -124,13 +124,15 @@ class DenseDRN:
         return v
 
     # ------------------------------------------------------------ gradients
-    def layer_sums(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
-                   beta: float, *, threads: int | None = None) -> tuple:
-        """The per-resistor sums of ``rule`` by layer, unscaled: ``(w, b, scale, loss,
-        vout)`` with ``scale × w[l]`` the estimate of dC/dg for weight layer ``l``
-        (shaped like ``model.weights[l]``) and ``scale × b[l]`` for the biases of layer
-        ``l + 1`` (``(b⁺, b⁻)``); ``loss`` the mean loss and ``vout`` the output scores
-        at the free equilibrium."""
+    def fields(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
+               beta: float, *, threads: int | None = None) -> tuple:
+        """The two node fields whose branch products give ``rule``'s estimate:
+        ``(p, q_inputs, q, q_bias, scale, loss, vout)``: dC/dg of each resistor is
+        ``scale × Σ_s (p_i − p_j)(q_i − q_j)`` with P zero on the inputs and sources
+        (EP: the difference of the two phases; exact: the adjoint λ) and Q given there
+        by ``q_inputs`` and ``q_bias`` (EP: the sum of the phases; exact: the
+        equilibrium); ``loss`` the mean loss and ``vout`` the scores at the free
+        equilibrium."""
         if rule not in RULES:
             raise InvalidNetworkError(f"the dense path computes rules {RULES}, not {rule!r}")
         x = np.ascontiguousarray(inputs, dtype=float)
@@ -145,23 +147,41 @@ class DenseDRN:
         if rule == "exact":
             lam, _ = core.adjoint(free, np.ascontiguousarray(self._injections(dc)),
                                   **self._relax_kw(threads))
-            w, b = core.branch_products(None, lam, (0.0, 0.0), x, free, (vb, -vb),
-                                        threads=threads)
-            scale = -1.0 / batch
+            return lam, x, free, (vb, -vb), -1.0 / batch, float(np.mean(c)), vout
+        if rule == "ep":
+            a, b = self.relax(d1, free, self._injections(-beta * dc), threads=threads), free
+            scale = 1.0 / (2 * beta * batch)
         else:
-            if rule == "ep":
-                a, bphase = self.relax(d1, free, self._injections(-beta * dc),
-                                       threads=threads), free
-                scale = 1.0 / (2 * beta * batch)
-            else:
-                a = self.relax(d1, free, self._injections(-beta * dc), threads=threads)
-                bphase = self.relax(d1, free, self._injections(beta * dc), threads=threads)
-                scale = 1.0 / (4 * beta * batch)
-            diff = [p - q for p, q in zip(a, bphase)]
-            total = [p + q for p, q in zip(a, bphase)]
-            w, b = core.branch_products(None, diff, (0.0, 0.0), 2.0 * x, total,
-                                        (2 * vb, -2 * vb), threads=threads)
-        return w, b, scale, float(np.mean(c)), vout
+            a = self.relax(d1, free, self._injections(-beta * dc), threads=threads)
+            b = self.relax(d1, free, self._injections(beta * dc), threads=threads)
+            scale = 1.0 / (4 * beta * batch)
+        diff = [p - q for p, q in zip(a, b)]
+        total = [p + q for p, q in zip(a, b)]
+        return diff, 2.0 * x, total, (2 * vb, -2 * vb), scale, float(np.mean(c)), vout
+
+    def layer_sums(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
+                   beta: float, *, threads: int | None = None) -> tuple:
+        """The per-resistor sums of ``rule`` by layer, unscaled: ``(w, b, scale, loss,
+        vout)`` with ``scale × w[l]`` the estimate of dC/dg for weight layer ``l``
+        (shaped like ``model.weights[l]``) and ``scale × b[l]`` for the biases of layer
+        ``l + 1`` (``(b⁺, b⁻)``); ``loss`` the mean loss and ``vout`` the output scores
+        at the free equilibrium."""
+        p, qin, q, qb, scale, c, vout = self.fields(inputs, targets, rule, loss, beta,
+                                                    threads=threads)
+        w, b = self._core.branch_products(None, p, (0.0, 0.0), qin, q, qb, threads=threads)
+        return w, b, scale, c, vout
+
+    def sgd_fields(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
+                   beta: float, rates: list, lo: float, hi: float, *,
+                   threads: int | None = None) -> tuple[float, np.ndarray]:
+        """One SGD step ``g ← clip(g − rates[l] · dC/dg, lo, hi)`` on the core's own
+        conductances (the network is not touched until :meth:`write_back`); returns
+        (mean loss, output scores) at the free equilibrium."""
+        p, qin, q, qb, scale, c, vout = self.fields(inputs, targets, rule, loss, beta,
+                                                    threads=threads)
+        self._core.sgd_fields(p, qin, q, qb, [float(r) * scale for r in rates], float(lo),
+                              float(hi), threads=threads)
+        return c, vout
 
     def gradient(self, inputs: np.ndarray, targets: np.ndarray, rule: str, loss: Any,
                  beta: float, *, threads: int | None = None) -> tuple[np.ndarray, float,
@@ -179,15 +199,6 @@ class DenseDRN:
                 est[idx[1]] = bn
         est *= scale
         return est, c, vout
-
-    def sgd_step(self, w: list, b: list, rates: list, lo: float, hi: float) -> None:
-        """``g ← clip(g − rates[l] · sums, lo, hi)`` on the core's own conductances, per
-        weight layer (weights and the biases it feeds); the network is not touched
-        until :meth:`write_back`."""
-        empty = np.zeros(0)
-        bias = [(bp, bn) if idx is not None else (empty, empty)
-                for idx, (bp, bn) in zip(self._b_idx, b)]
-        self._core.sgd_update(w, bias, [float(r) for r in rates], float(lo), float(hi))
 
     def write_back(self) -> None:
         """Copies the core's conductances into the network."""

@@ -322,13 +322,12 @@ class Trainer:
         if dense is not None and self.optimizer is None:
             # Plain SGD on the dense path: the step is applied to the core's copy of the
             # conductances (one pass, clipped), the network catches up at _flush.
-            w, b, scale, loss, vout = dense.layer_sums(
-                model.input_voltages(X), self.targets(y), cfg.rule, self._loss,
-                cfg.beta * g_ref, threads=cfg.threads)
-            c = lr_scale * g_ref * g_ref * scale
+            c = lr_scale * g_ref * g_ref
             lo, hi = ((model.g_min * g_ref, model.g_max * g_ref) if cfg.clip
                       else (-np.inf, np.inf))
-            dense.sgd_step(w, b, [c * r for r in self._rates], lo, hi)
+            loss, vout = dense.sgd_fields(
+                model.input_voltages(X), self.targets(y), cfg.rule, self._loss,
+                cfg.beta * g_ref, [c * r for r in self._rates], lo, hi, threads=cfg.threads)
             self._dirty = dense
             return float(loss), float(np.mean(np.argmax(vout, axis=1) == y))
         self._flush()

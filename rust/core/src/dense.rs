@@ -806,6 +806,142 @@ pub fn adjoint(
     Ok((lam, sweeps))
 }
 
+/// A checked gradient step `g ← clip(g − rates[l] · G_l, lo, hi)` on every weight
+/// layer and bias, ready to apply ([`SgdStep::apply`]). `G` are the per-resistor
+/// sums of [`branch_products`] for the fields P (zero on the inputs) and Q. When Q's
+/// inputs are `(v, −v)` pairs and `0 < lo ≤ hi < ∞`, the input layer's sums are never
+/// stored: `C = Q⁺ᵀ P_1` (half the size) updates both rows of each pair in one pass.
+pub struct SgdStep {
+    rates: Vec<f64>,
+    lo: f64,
+    hi: f64,
+    first: usize,
+    /// Input layer by pairs: `C` (`n_0/2 × n_1`) and the upper diagonal sums.
+    paired: Option<(Vec<f64>, Vec<f64>)>,
+    weights: Vec<Vec<f64>>,
+    biases: Vec<(Vec<f64>, Vec<f64>)>,
+}
+
+impl SgdStep {
+    /// Computes and checks the step against the present conductances of `net`: an
+    /// error (nothing to apply) if a result would not be finite and positive.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        net: &DenseLayers,
+        p: Field,
+        q: Field,
+        batch: usize,
+        rates: &[f64],
+        lo: f64,
+        hi: f64,
+        par: Parallelism,
+    ) -> Result<Self> {
+        let nl = net.n_free_layers();
+        if rates.len() != nl {
+            return Err(invalid(format!("{nl} weight layers: one rate each")));
+        }
+        let (n0, m) = (net.sizes[0], net.sizes[1]);
+        let pair = if p.inputs.is_empty() && lo > 0.0 && hi.is_finite() && !net.is_signed(0) {
+            paired_half(q.inputs, batch, n0)
+        } else {
+            None
+        };
+        let first = usize::from(pair.is_some());
+        let (weights, biases) = branch_products_from(net, p, q, batch, par, first)?;
+        for l in first..nl {
+            sgd_check(net.weights[l], &weights[l], rates[l], lo, hi)?;
+        }
+        for l in 0..nl {
+            if !net.bias_pos[l].is_empty() {
+                sgd_check(net.bias_pos[l], &biases[l].0, rates[l], lo, hi)?;
+            }
+            if !net.bias_neg[l].is_empty() {
+                sgd_check(net.bias_neg[l], &biases[l].1, rates[l], lo, hi)?;
+            }
+        }
+        let paired = match pair {
+            Some(qh) => {
+                let h2 = n0 / 2;
+                let mut c = vec![0.0; h2 * m];
+                with_threads(par, || {
+                    matmul(
+                        rows_mut(&mut c, h2, m),
+                        Accum::Replace,
+                        rows(&qh, batch, h2).transpose(),
+                        rows(&p.states[0], batch, m),
+                        net.gain(0),
+                        par.faer(),
+                    );
+                    Ok(())
+                })?;
+                let mut d1 = vec![0.0; m];
+                for (pr, qr) in p.states[0].chunks_exact(m).zip(q.states[0].chunks_exact(m)) {
+                    for ((dj, &a), &b) in d1.iter_mut().zip(pr).zip(qr) {
+                        *dj += a * b;
+                    }
+                }
+                if c.iter().chain(&d1).any(|v| !v.is_finite()) {
+                    return Err(invalid("the gradient has non-finite entries".into()));
+                }
+                Some((c, d1))
+            }
+            None => None,
+        };
+        Ok(SgdStep {
+            rates: rates.to_vec(),
+            lo,
+            hi,
+            first,
+            paired,
+            weights,
+            biases,
+        })
+    }
+
+    /// Applies the step to the conductances it was computed for (same shapes).
+    #[allow(clippy::needless_range_loop)]
+    pub fn apply(
+        &self,
+        weights: &mut [Vec<f64>],
+        bias_pos: &mut [Vec<f64>],
+        bias_neg: &mut [Vec<f64>],
+        par: Parallelism,
+    ) -> Result<()> {
+        let (lo, hi) = (self.lo, self.hi);
+        let nl = self.rates.len();
+        if weights.len() != nl || bias_pos.len() != nl || bias_neg.len() != nl {
+            return Err(invalid(format!("{nl} weight layers expected")));
+        }
+        with_threads(par, || {
+            if let Some((c, d1)) = &self.paired {
+                let (r, m) = (self.rates[0], d1.len());
+                weights[0]
+                    .par_chunks_mut(2 * m)
+                    .zip(c.par_chunks(m))
+                    .for_each(|(rows2, ci)| {
+                        let (plus, minus) = rows2.split_at_mut(m);
+                        for (((gp, gm), &cij), &dj) in plus.iter_mut().zip(minus).zip(ci).zip(d1) {
+                            *gp = (*gp - r * (dj - cij)).max(lo).min(hi);
+                            *gm = (*gm - r * (dj + cij)).max(lo).min(hi);
+                        }
+                    });
+            }
+            for l in self.first..nl {
+                sgd_apply(&mut weights[l], &self.weights[l], self.rates[l], lo, hi);
+            }
+            for l in 0..nl {
+                if !bias_pos[l].is_empty() {
+                    sgd_apply(&mut bias_pos[l], &self.biases[l].0, self.rates[l], lo, hi);
+                }
+                if !bias_neg[l].is_empty() {
+                    sgd_apply(&mut bias_neg[l], &self.biases[l].1, self.rates[l], lo, hi);
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 /// Checks that one gradient step `g ← clip(g − rate · grad, lo, hi)` keeps every
 /// conductance finite and positive (see [`sgd_apply`]).
 pub fn sgd_check(g: &[f64], grad: &[f64], rate: f64, lo: f64, hi: f64) -> Result<()> {
@@ -863,6 +999,20 @@ pub fn branch_products(
     batch: usize,
     par: Parallelism,
 ) -> Result<(Vec<Vec<f64>>, Vec<(Vec<f64>, Vec<f64>)>)> {
+    branch_products_from(net, p, q, batch, par, 0)
+}
+
+/// [`branch_products`] for the weight layers `first..` only (the others are
+/// returned empty); the bias sums of every layer.
+#[allow(clippy::type_complexity)]
+fn branch_products_from(
+    net: &DenseLayers,
+    p: Field,
+    q: Field,
+    batch: usize,
+    par: Parallelism,
+    first: usize,
+) -> Result<(Vec<Vec<f64>>, Vec<(Vec<f64>, Vec<f64>)>)> {
     net.validate()?;
     let nl = net.n_free_layers();
     for f in [&p, &q] {
@@ -907,6 +1057,10 @@ pub fn branch_products(
         let diags: Vec<Vec<f64>> = (0..=nl).map(diag).collect();
         let mut weights = Vec::with_capacity(nl);
         for l in 0..nl {
+            if l < first {
+                weights.push(Vec::new());
+                continue;
+            }
             let (half, m) = (net.sizes[l], net.sizes[l + 1]);
             let signed = net.is_signed(l);
             let n = net.rows_of(l);

@@ -5,7 +5,7 @@ use numpy::{
     IntoPyArray, PyArray1, PyArray2, PyArrayMethods, PyReadonlyArray1, PyReadonlyArray2,
     PyUntypedArrayMethods,
 };
-use ohmflow_core::dense::{self, DenseLayers, Field, HiddenDiode, RelaxOptions, Sums};
+use ohmflow_core::dense::{self, DenseLayers, Field, HiddenDiode, RelaxOptions, SgdStep, Sums};
 use ohmflow_core::Error;
 use pyo3::prelude::*;
 
@@ -166,58 +166,52 @@ impl PyDense {
         Ok(())
     }
 
-    /// One gradient step on the owned conductances, per weight layer `l`:
-    /// `g ← clip(g − rates[l] · grad, lo, hi)` for its weights and the biases of layer
-    /// `l + 1` (`bias_grads[l]` = (grad⁺, grad⁻), empty where there are none).
-    #[pyo3(signature = (weight_grads, bias_grads, rates, lo, hi))]
-    fn sgd_update(
+    /// One gradient step on the owned conductances straight from two node fields:
+    /// `g ← clip(g − rates[l] · Σ_s (p_i − p_j)(q_i − q_j), lo, hi)` per weight layer
+    /// (P zero on the inputs and at the sources, Q with inputs `q_inputs` and source
+    /// values `q_bias`), without returning the sums; see `branch_products`.
+    #[pyo3(signature = (p_states, q_inputs, q_states, q_bias, rates, lo, hi, *, threads=None))]
+    #[allow(clippy::too_many_arguments)]
+    fn sgd_fields(
         &mut self,
         py: Python<'_>,
-        weight_grads: Vec<PyReadonlyArray2<'_, f64>>,
-        bias_grads: Vec<(PyReadonlyArray1<'_, f64>, PyReadonlyArray1<'_, f64>)>,
+        p_states: Vec<PyReadonlyArray2<'_, f64>>,
+        q_inputs: PyReadonlyArray2<'_, f64>,
+        q_states: Vec<PyReadonlyArray2<'_, f64>>,
+        q_bias: (f64, f64),
         rates: Vec<f64>,
         lo: f64,
         hi: f64,
+        threads: Option<usize>,
     ) -> PyResult<()> {
-        let nl = self.weights.len();
-        if weight_grads.len() != nl || bias_grads.len() != nl || rates.len() != nl {
-            return Err(to_py(
-                py,
-                Error::InvalidInput(format!("{nl} weight layers: gradients and rates per layer")),
-            ));
-        }
-        let gw: Vec<&[f64]> = weight_grads
-            .iter()
-            .map(|a| a.as_slice())
-            .collect::<Result<_, _>>()?;
-        let gb: Vec<(&[f64], &[f64])> = bias_grads
-            .iter()
-            .map(|(p, n)| Ok((p.as_slice()?, n.as_slice()?)))
-            .collect::<PyResult<_>>()?;
-        let check = || -> Result<(), Error> {
-            for l in 0..nl {
-                let r = rates[l];
-                dense::sgd_check(&self.weights[l], gw[l], r, lo, hi)?;
-                dense::sgd_check(&self.bias_pos[l], gb[l].0, r, lo, hi)?;
-                dense::sgd_check(&self.bias_neg[l], gb[l].1, r, lo, hi)?;
-            }
-            Ok(())
+        let (ps, batch) = self.states_in(&p_states)?;
+        let (qs, _) = self.states_in(&q_states)?;
+        let qi = q_inputs.as_slice()?;
+        let p = Field {
+            inputs: &[],
+            states: &ps,
+            bias: (0.0, 0.0),
         };
-        py.detach(check).map_err(|e| to_py(py, e))?;
-        let mut apply = || -> Result<(), Error> {
-            for l in 0..nl {
-                let r = rates[l];
-                dense::sgd_apply(&mut self.weights[l], gw[l], r, lo, hi);
-                dense::sgd_apply(&mut self.bias_pos[l], gb[l].0, r, lo, hi);
-                dense::sgd_apply(&mut self.bias_neg[l], gb[l].1, r, lo, hi);
-            }
-            // valid by construction (checked above): no second validation pass
+        let q = Field {
+            inputs: qi,
+            states: &qs,
+            bias: q_bias,
+        };
+        let par = par(threads);
+        let mut step = || -> Result<(), Error> {
+            let plan = self.run(|n| SgdStep::new(n, p, q, batch, &rates, lo, hi, par))?;
+            plan.apply(
+                &mut self.weights,
+                &mut self.bias_pos,
+                &mut self.bias_neg,
+                par,
+            )?;
+            // valid by construction (checked by SgdStep::new): no second validation
             let sums = self.run(|n| Ok(Sums::new_trusted(n)))?;
             self.sums = Some(sums);
             Ok(())
         };
-        py.detach(&mut apply).map_err(|e| to_py(py, e))?;
-        Ok(())
+        py.detach(&mut step).map_err(|e| to_py(py, e))
     }
 
     /// The owned conductances: (weights, bias⁺, bias⁻), as given to the constructor.

@@ -507,3 +507,68 @@ fn paired_inputs_take_the_half_products_with_the_same_results() {
         assert!((a - b).abs() < 1e-12 * (1.0 + b.abs()), "{a} vs {b}");
     }
 }
+
+#[test]
+fn sgd_step_by_pairs_equals_the_stored_sums_step() {
+    let sizes = [6, 5, 3];
+    let o = random(&sizes, 41);
+    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
+    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
+    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let net = view(&o, &w, &bp, &bn, None);
+    let batch = 3;
+    let mut s = 9u64;
+    let mut x = vec![0.0; batch * 6];
+    for p in x.chunks_exact_mut(2) {
+        p[0] = 2.0 * lcg(&mut s) - 1.0;
+        p[1] = -p[0];
+    }
+    let mut field = |n: usize| -> Vec<f64> { (0..n).map(|_| lcg(&mut s) - 0.5).collect() };
+    let ps = vec![field(batch * 5), field(batch * 3)];
+    let qs = vec![field(batch * 5), field(batch * 3)];
+    let p = Field {
+        inputs: &[],
+        states: &ps,
+        bias: (0.0, 0.0),
+    };
+    let q = Field {
+        inputs: &x,
+        states: &qs,
+        bias: (1.0, -1.0),
+    };
+    let rates = [0.01, 0.02];
+    let (lo, hi) = (0.05, 5.0);
+    let step = SgdStep::new(&net, p, q, batch, &rates, lo, hi, Parallelism::Serial).unwrap();
+    assert!(step.paired.is_some(), "exact pairs take the fused path");
+    let (mut w1, mut p1, mut n1) = (o.w.clone(), o.bp.clone(), o.bn.clone());
+    step.apply(&mut w1, &mut p1, &mut n1, Parallelism::Serial)
+        .unwrap();
+    // reference: the stored sums, then the plain clipped step
+    let (g, b) = branch_products(&net, p, q, batch, Parallelism::Serial).unwrap();
+    for l in 0..2 {
+        for (k, (&got, &g0)) in w1[l].iter().zip(&o.w[l]).enumerate() {
+            let want = (g0 - rates[l] * g[l][k]).max(lo).min(hi);
+            assert!(
+                (got - want).abs() < 1e-13,
+                "layer {l} entry {k}: {got} vs {want}"
+            );
+        }
+        for (j, &got) in p1[l].iter().enumerate() {
+            let want = (o.bp[l][j] - rates[l] * b[l].0[j]).max(lo).min(hi);
+            assert!((got - want).abs() < 1e-13);
+        }
+    }
+    // a step that would leave a conductance non-positive without clipping is refused
+    let big = [1e9, 1e9];
+    let r = SgdStep::new(
+        &net,
+        p,
+        q,
+        batch,
+        &big,
+        f64::NEG_INFINITY,
+        f64::INFINITY,
+        Parallelism::Serial,
+    );
+    assert!(matches!(r, Err(Error::InvalidInput(_))));
+}
