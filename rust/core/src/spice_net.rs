@@ -419,21 +419,22 @@ fn h_port(
     nl: &SpiceNetlist,
     h: usize,
     uses: &HashMap<&str, usize>,
+    at_node: &HashMap<&str, Vec<usize>>,
     consumed: &std::collections::HashSet<usize>,
 ) -> Option<HPort> {
     let els = &nl.elements;
     let e = &els[h];
-    for (si, s) in els.iter().enumerate() {
-        if consumed.contains(&si)
-            || !matches!(s.kind, ElementKind::VoltageSource { value } if value == 0.0)
-        {
+    for (x, h_neg_side) in [(&e.neg, true), (&e.pos, false)] {
+        if x == GROUND || uses.get(x.as_str()) != Some(&2) {
             continue;
         }
-        if s.pos == s.neg {
-            continue;
-        }
-        for (x, h_neg_side) in [(&e.neg, true), (&e.pos, false)] {
-            if x == GROUND || uses.get(x.as_str()) != Some(&2) {
+        for &si in &at_node[x.as_str()] {
+            let s = &els[si];
+            if si == h
+                || consumed.contains(&si)
+                || s.pos == s.neg
+                || !matches!(s.kind, ElementKind::VoltageSource { value } if value == 0.0)
+            {
                 continue;
             }
             let (outer, s_pos_is_x) = if s.pos == *x {
@@ -488,6 +489,14 @@ fn h_gyrators(
         ElementKind::Ccvs { vsource, r } => Some((vsource.as_str(), *r)),
         _ => None,
     };
+    // Elements at each node (terminals only), to find series neighbours.
+    let mut at_node: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in els.iter().enumerate() {
+        at_node.entry(e.pos.as_str()).or_default().push(i);
+        if e.neg != e.pos {
+            at_node.entry(e.neg.as_str()).or_default().push(i);
+        }
+    }
     for a in 0..els.len() {
         let Some((ca, ra)) = h_of(a) else { continue };
         if out.consumed.contains(&a) {
@@ -508,7 +517,7 @@ fn h_gyrators(
         if out.consumed.contains(&ci) {
             return Err(bad(format!("{ca} already belongs to another two-port")));
         }
-        let Some(pa) = h_port(nl, a, uses, &out.consumed) else {
+        let Some(pa) = h_port(nl, a, uses, &at_node, &out.consumed) else {
             return Err(bad(
                 "no 0 V sense source in series with it (through a node used by nothing else)"
                     .into(),
@@ -521,14 +530,12 @@ fn h_gyrators(
         }
         // The partner: the H element in series with the controlling source ca.
         let mut partner = None;
-        for b in 0..els.len() {
-            if b == a || out.consumed.contains(&b) {
+        let near = [&els[ci].pos, &els[ci].neg].map(|x| &at_node[x.as_str()]);
+        for &b in near.into_iter().flatten() {
+            if b == a || out.consumed.contains(&b) || h_of(b).is_none() {
                 continue;
             }
-            if h_of(b).is_none() {
-                continue;
-            }
-            if let Some(pb) = h_port(nl, b, uses, &out.consumed) {
+            if let Some(pb) = h_port(nl, b, uses, &at_node, &out.consumed) {
                 if pb.s == ci {
                     partner = Some((b, pb));
                     break;
@@ -547,9 +554,12 @@ fn h_gyrators(
                 els[b].name, els[pa.s].name, ea.name
             )));
         }
-        if !(ra.is_finite() && rb.is_finite() && ra != 0.0 && rb != 0.0)
-            || !same(ra * pb.sigma, -rb * pa.sigma)
-        {
+        let gyrator = ra.is_finite()
+            && rb.is_finite()
+            && ra != 0.0
+            && rb != 0.0
+            && same(ra * pb.sigma, -rb * pa.sigma);
+        if !gyrator {
             return Err(bad(format!(
                 "transresistances {ra} and {rb} of {} and {} do not form a gyrator (with these orientations they must satisfy r_a·σ_b = −r_b·σ_a, σ = ±1 the sense sources' directions)",
                 ea.name, els[b].name
