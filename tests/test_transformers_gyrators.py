@@ -643,6 +643,56 @@ def test_spice_round_trip():
     assert back.to_spice().lower() == text.lower()
 
 
+@pytest.mark.parametrize("seed, n", [(11, 10), (12, 25)])
+def test_impedance_form_agrees_with_ngspice(seed, n):
+    """to_spice(gyrators="ccvs") writes each gyrator as two H elements with 0 V
+    sense sources: ngspice's operating point matches ohmflow's solve, the sense
+    sources carry i1 = g v2 and i2 = −g v1, and read_spice reads the netlist back
+    to the same gyrators."""
+    net = random_network(seed, n, n_tr=2, n_gy=3, n_shockley=max(2, n // 4))
+    text = net.to_spice(gyrators="ccvs")
+    assert "\nG" not in text and text.count("\nH") == 2 * net.n_gyrators
+    ng = run_ngspice(text)
+    sol = net.solve()
+    names = net.node_names[1:]
+    v_of = np.array([sol.voltage(k) for k in names])
+    v_ng = np.array([ng.voltages[k.lower()] for k in names])
+    err = np.abs(v_of - v_ng)
+    assert np.all(err <= RTOL * np.maximum(np.abs(v_ng), V_FLOOR)), np.max(err)
+    v = sol.voltages
+    for name, (p1, n1, p2, n2), g in zip(net.gyrator_names, net.gyrator_nodes,
+                                         net.gyrator_conductances):
+        i1, i2 = ng.currents[f"v{name}#1".lower()], ng.currents[f"v{name}#2".lower()]
+        assert i1 == pytest.approx(g * (v[p2] - v[n2]), rel=RTOL, abs=1e-12)
+        assert i2 == pytest.approx(-g * (v[p1] - v[n1]), rel=RTOL, abs=1e-12)
+    back = of.read_spice(text)
+    assert back.n_gyrators == net.n_gyrators and back.n_transformers == net.n_transformers
+    assert back.gyrator_names == [x.lower() for x in net.gyrator_names]
+    assert sorted(back.node_names) == sorted(net.node_names)  # no internal sense node
+    np.testing.assert_array_equal(back.gyrator_nodes, net.gyrator_nodes)
+    # g → 1/g written with 17 digits → 1/(1/g): equal up to rounding.
+    np.testing.assert_allclose(back.gyrator_conductances, net.gyrator_conductances,
+                               rtol=4e-16, atol=0)
+    s1 = back.solve()
+    for k in names:
+        assert s1.voltage(k) == pytest.approx(sol.voltage(k), rel=1e-12, abs=1e-15)
+
+
+def test_impedance_form_refuses_a_null_gyrator_and_unknown_forms():
+    net = of.Network()
+    a, b = net.add_node("a"), net.add_node("b")
+    net.add_resistor(a, of.GROUND, resistance=1e3)
+    net.add_resistor(b, of.GROUND, resistance=1e3)
+    net.add_gyrator(a, of.GROUND, b, of.GROUND, 0.0, name="Y")
+    # The default form is unchanged: two G elements, no H.
+    text = net.to_spice()
+    assert text.count("\nG") == 2 and "\nH" not in text
+    with pytest.raises(of.InvalidNetworkError, match="g = 0"):
+        net.to_spice(gyrators="ccvs")
+    with pytest.raises(of.InvalidNetworkError, match="gyrators="):
+        net.to_spice(gyrators="h")
+
+
 HAND = """* hand-written two-ports
 V1 a 0 DC 1
 R1 a b 1k
@@ -696,6 +746,98 @@ def test_mismatched_transformer_ratio_is_rejected():
     with pytest.raises(of.SpiceParseError) as e:
         of.read_spice(bad)
     assert e.value.line == 8
+
+
+H_PAIR = """* gyrator in impedance form (two H elements) with Shockley diodes
+V1 a 0 DC 5
+I1 0 d 0.5m
+R1 a b 1k
+R2 b 0 3k
+Vs1 b x1 0
+Hy x1 e Vs2 -500
+Hz c x2 Vs1 500
+Vs2 x2 0 0
+R3 c d 2k
+R4 d 0 1k
+R5 e 0 1.5k
+D1 c 0 dm
+D2 e d dm
+.model dm D(IS=1e-12 N=1.2)
+.end
+"""
+
+
+def test_read_spice_recognises_an_h_pair_gyrator():
+    """Port 1 (b, e): Vs1 senses i1 into b, Hy forces v1 = −500·I(Vs2) = −i2/g.
+    Port 2 (c, 0): Hz sits above its sense source Vs2, v2 = 500·I(Vs1) = i1/g,
+    so g = 1/500 S. The read network equals (a) the circuit built by hand with
+    add_gyrator and (b) ngspice's own operating point of the netlist."""
+    net = of.read_spice(H_PAIR)
+    assert net.n_gyrators == 1 and net.n_transformers == 0
+    assert net.gyrator_names == ["y"]
+    assert sorted(net.node_names) == ["0", "a", "b", "c", "d", "e"]  # x1, x2 merged
+    assert net.voltage_source_names == ["v1"]  # the sense sources are consumed
+    names = net.node_names
+    assert [names[i] for i in net.gyrator_nodes[0]] == ["b", "e", "c", "0"]
+    assert net.gyrator_conductances[0] == pytest.approx(2e-3, rel=1e-15)
+    sol = net.solve()
+
+    ref = of.Network()
+    a, b, c, d, e = (ref.add_node(k) for k in "abcde")
+    dm = of.ShockleyDiode(i_s=1e-12, n=1.2)
+    ref.add_voltage_source(a, 5.0)
+    ref.add_current_source(of.GROUND, d, 0.5e-3)
+    ref.add_resistor(a, b, resistance=1e3)
+    ref.add_resistor(b, of.GROUND, resistance=3e3)
+    ref.add_gyrator(b, e, c, of.GROUND, 1 / 500)
+    ref.add_resistor(c, d, resistance=2e3)
+    ref.add_resistor(d, of.GROUND, resistance=1e3)
+    ref.add_resistor(e, of.GROUND, resistance=1.5e3)
+    ref.add_diode(c, of.GROUND, dm)
+    ref.add_diode(e, d, dm)
+    sref = ref.solve()
+    v = {k: sol.voltage(k) for k in "abcde"}
+    for k in "abcde":
+        assert v[k] == pytest.approx(sref.voltage(k), abs=1e-12), k
+    # Both diodes conduct well (the operating point is in the nonlinear regime).
+    assert v["c"] > 0.6 and v["e"] - v["d"] > 0.55
+
+    ng = run_ngspice(H_PAIR.replace(".end", ".options reltol=1e-9 abstol=1e-18 vntol=1e-12\n"
+                                                 ".op\n.end"))
+    for k in "abcde":
+        assert v[k] == pytest.approx(ng.voltages[k], rel=RTOL, abs=1e-9), k
+    # The sense sources carry the port currents: i1 = g v2, i2 = −g v1.
+    g = 1 / 500
+    assert ng.currents["vs1"] == pytest.approx(g * v["c"], rel=RTOL, abs=1e-15)
+    assert ng.currents["vs2"] == pytest.approx(-g * (v["b"] - v["e"]), rel=RTOL, abs=1e-15)
+
+
+@pytest.mark.parametrize("line, old, new", [
+    # Hy controlled by the 5 V supply rather than a sense source
+    (7, "Hy x1 e Vs2 -500", "Hy x1 e V1 -500"),
+    # mismatched transresistances
+    (7, "Hz c x2 Vs1 500", "Hz c x2 Vs1 400"),
+    # the same magnitudes with a reciprocal sign pattern
+    (7, "Hy x1 e Vs2 -500", "Hy x1 e Vs2 500"),
+    # the sense source in series with Hy is not 0 V
+    (7, "Vs1 b x1 0", "Vs1 b x1 1m"),
+    # the source controlling Hy (Vs2) is not 0 V
+    (7, "Vs2 x2 0 0", "Vs2 x2 0 1"),
+])
+def test_bad_h_pairs_are_rejected_with_the_line(line, old, new):
+    bad = H_PAIR.replace(old, new)
+    assert bad != H_PAIR
+    with pytest.raises(of.SpiceParseError) as e:
+        of.read_spice(bad)
+    assert e.value.line == line
+    assert "H (CCVS)" in str(e.value) and "gyrator" in str(e.value)
+
+
+def test_lone_h_is_rejected_with_its_line():
+    netlist = "* t\nV1 a 0 DC 1\nR1 a b 1k\nVs b x 0\nH1 x 0 Vs 1k\n.end\n"
+    with pytest.raises(of.SpiceParseError) as e:
+        of.read_spice(netlist)
+    assert e.value.line == 5
 
 
 # --------------------------------------------------------------------------

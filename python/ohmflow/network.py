@@ -621,11 +621,12 @@ class Network:
         return new
 
     def to_spice(self, *, inputs: Any = None, title: str = "ohmflow network",
-                 accurate: bool = True) -> str:
+                 accurate: bool = True, gyrators: str = "vccs") -> str:
         """The network as a SPICE netlist (see :func:`ohmflow.spice.to_spice`)."""
         from .spice import to_spice
 
-        return to_spice(self, inputs=inputs, title=title, accurate=accurate)
+        return to_spice(self, inputs=inputs, title=title, accurate=accurate,
+                        gyrators=gyrators)
 
     def __repr__(self) -> str:
         return (f"Network(nodes={self.n_nodes}, resistors={self.n_resistors}, "

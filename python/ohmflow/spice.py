@@ -5,7 +5,12 @@ ideal transformers written as an E element in series with a 0 V sense source plu
 an F element sensing it (``Ename p2 x p1 n1 a``, ``Vsense x n2 0``,
 ``Fname n1 p1 Vsense a``; the transformer is named after the E element without
 its letter) and ideal gyrators written as two G elements each controlled by the
-other's port (``Gname p1 n1 p2 n2 g``, ``Gname2 n2 p2 p1 n1 g``),
+other's port (``Gname p1 n1 p2 n2 g``, ``Gname2 n2 p2 p1 n1 g``) or, in impedance
+form, as two H elements each in series with a 0 V sense source and controlled by
+the other port's (``Vs1 p1 x1 0``, ``Hname x1 n1 Vs2 -r``, ``Vs2 p2 x2 0``,
+``Hname2 x2 n2 Vs1 r`` with r = 1/g; either sense source may sit on either side
+of its H element and point either way, the signs of r following; the gyrator is
+named after the first H element without its letter),
 comments, ``+`` continuations, any case (names are stored lowercase, as SPICE
 does), value suffixes f p n u m k meg g t mil with trailing units, ``0``/``gnd`` as
 ground; ``.op``, ``.end``, ``.options`` (``gmin``, ``temp``, ``tnom``), ``.temp`` and
@@ -104,7 +109,7 @@ def _spice_name(letter: str, name: str) -> str:
 
 
 def to_spice(net: Network, *, inputs: Any = None, title: str = "ohmflow network",
-             accurate: bool = True) -> str:
+             accurate: bool = True, gyrators: str = "vccs") -> str:
     """Writes ``net`` as a SPICE netlist that ngspice runs (``.op``).
 
     Shockley diodes become ``.model`` cards (one per distinct parameter set);
@@ -117,8 +122,15 @@ def to_spice(net: Network, *, inputs: Any = None, title: str = "ohmflow network"
     about 1e-9. A transformer ``T`` becomes ``ET`` (VCVS across port 2) in series
     with a 0 V source ``VT#sense`` through an internal node ``T#sense`` and ``FT``
     (CCCS on port 1) sensing it; a gyrator ``Y`` becomes two VCCS ``GY`` and
-    ``GY#b``. :func:`read_spice` reads these patterns back.
+    ``GY#b`` (``gyrators="vccs"``, the default) or, with ``gyrators="ccvs"``, its
+    impedance form: each port a CCVS in series with a 0 V sense source,
+    ``VY#1 p1 Y#1 0``, ``HY Y#1 n1 VY#2 -1/g``, ``VY#2 p2 Y#2 0``,
+    ``HY#b Y#2 n2 VY#1 1/g`` (v1 = −i2/g, v2 = i1/g; a gyrator with g = 0 has no
+    impedance form and raises :class:`InvalidNetworkError`). :func:`read_spice`
+    reads all these patterns back.
     """
+    if gyrators not in ("vccs", "ccvs"):
+        raise InvalidNetworkError(f"gyrators={gyrators!r}: expected 'vccs' or 'ccvs'")
     fmt = _core.format_spice_value
     nodes = net.node_names
     nodes[0] = "0"
@@ -184,8 +196,28 @@ def to_spice(net: Network, *, inputs: Any = None, title: str = "ohmflow network"
     for name, (p1, n1, p2, n2), g in zip(net.gyrator_names, q, net.gyrator_conductances):
         # i1 = g v2 into p1; i2 = -g v1 into p2 (= g v1 into n2).
         _spice_name("G", name)
-        lines.append(f"G{name} {nodes[p1]} {nodes[n1]} {nodes[p2]} {nodes[n2]} {fmt(float(g))}")
-        lines.append(f"G{name}#b {nodes[n2]} {nodes[p2]} {nodes[p1]} {nodes[n1]} {fmt(float(g))}")
+        if gyrators == "vccs":
+            lines.append(f"G{name} {nodes[p1]} {nodes[n1]} {nodes[p2]} {nodes[n2]} "
+                         f"{fmt(float(g))}")
+            lines.append(f"G{name}#b {nodes[n2]} {nodes[p2]} {nodes[p1]} {nodes[n1]} "
+                         f"{fmt(float(g))}")
+            continue
+        # Impedance form: V{name}#k senses i_k (into p_k, through the port to n_k);
+        # H{name} forces v1 = (-1/g) i2, H{name}#b forces v2 = (1/g) i1.
+        if g == 0.0:
+            raise InvalidNetworkError(f"gyrator {name!r} has g = 0: no impedance (H) form")
+        xs = []
+        for k in (1, 2):
+            x = f"{name}#{k}"
+            while x.lower() in used:
+                x += "_"
+            used.add(x.lower())
+            xs.append(x)
+        r = float(1.0 / g)
+        lines.append(f"V{name}#1 {nodes[p1]} {xs[0]} DC 0")
+        lines.append(f"H{name} {xs[0]} {nodes[n1]} V{name}#2 {fmt(-r)}")
+        lines.append(f"V{name}#2 {nodes[p2]} {xs[1]} DC 0")
+        lines.append(f"H{name}#b {xs[1]} {nodes[n2]} V{name}#1 {fmt(r)}")
     opts = []
     if len(gmins) > 1 or len(temps) > 1:
         raise InvalidNetworkError("SPICE has one gmin and one temperature per netlist; "

@@ -204,7 +204,7 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     Ok(c)
 }
 
-const SUPPORTED: &str = "controlled sources are read only where they form an ideal transformer (Ename p2 x p1 n1 a, Vsense x n2 0, Fname n1 p1 Vsense a: an E in series with a 0 V sense source and an F sensing it, with the same ratio) or an ideal gyrator (Gname p1 n1 p2 n2 g with Gname2 n2 p2 p1 n1 g: two G elements, each controlled by the other's port)";
+const SUPPORTED: &str = "controlled sources are read only where they form an ideal transformer (Ename p2 x p1 n1 a, Vsense x n2 0, Fname n1 p1 Vsense a: an E in series with a 0 V sense source and an F sensing it, with the same ratio) or an ideal gyrator (Gname p1 n1 p2 n2 g with Gname2 n2 p2 p1 n1 g: two G elements, each controlled by the other's port; or, in impedance form, Vs1 p1 x1 0, Ha x1 n1 Vs2 -r, Vs2 p2 x2 0, Hb x2 n2 Vs1 r with r = 1/g: each port an H element in series with a 0 V sense source, each H controlled by the other port's sense source)";
 
 /// Two-ports recognised in a netlist.
 #[derive(Default)]
@@ -375,6 +375,7 @@ fn two_ports(nl: &SpiceNetlist) -> Result<TwoPorts> {
         out.gyrators.push((q, gx, x.name[1..].to_string()));
         out.consumed.extend([i, j]);
     }
+    h_gyrators(nl, &uses, &by_name, &mut out)?;
     for (i, e) in els.iter().enumerate() {
         if out.consumed.contains(&i) {
             continue;
@@ -382,12 +383,204 @@ fn two_ports(nl: &SpiceNetlist) -> Result<TwoPorts> {
         let what = match e.kind {
             ElementKind::Vcvs { .. } => "E (VCVS) element outside a transformer pattern",
             ElementKind::Cccs { .. } => "F (CCCS) element outside a transformer pattern",
-            ElementKind::Ccvs { .. } => "H (CCVS) elements are not supported",
+            ElementKind::Ccvs { .. } => "H (CCVS) element outside a gyrator pattern",
             _ => continue,
         };
         return Err(err(e.line, &text_of(e), format!("{what}; {SUPPORTED}")));
     }
     Ok(out)
+}
+
+/// One port of an impedance-form gyrator: an H element in series with a 0 V
+/// sense source through an internal node used by nothing else.
+struct HPort {
+    /// Port terminals (P, N), oriented like the H element: V(P) − V(N) equals
+    /// the H element's own voltage V(h+) − V(h−).
+    p: String,
+    n: String,
+    /// The internal node between the H element and the sense source, and the
+    /// port terminal it equals (the sense source's other node).
+    x: String,
+    target: String,
+    /// Index of the sense source.
+    s: usize,
+    /// +1 when the sense source's current I(Vs) (from its + to its − node)
+    /// is the port current i (into P from the circuit, through the branch to N),
+    /// −1 when it is −i.
+    sigma: f64,
+}
+
+/// The sense source in series with the H element `h`, if there is one.
+///
+/// With x the shared node: x = h− = s+ (H on the P side, the source pointing
+/// on towards N) or x = h+ = s− (source on the P side pointing towards x) give
+/// I(Vs) = i, σ = +1; x = h− = s− or x = h+ = s+ reverse the source, σ = −1.
+fn h_port(
+    nl: &SpiceNetlist,
+    h: usize,
+    uses: &HashMap<&str, usize>,
+    at_node: &HashMap<&str, Vec<usize>>,
+    consumed: &std::collections::HashSet<usize>,
+) -> Option<HPort> {
+    let els = &nl.elements;
+    let e = &els[h];
+    for (x, h_neg_side) in [(&e.neg, true), (&e.pos, false)] {
+        if x == GROUND || uses.get(x.as_str()) != Some(&2) {
+            continue;
+        }
+        for &si in &at_node[x.as_str()] {
+            let s = &els[si];
+            if si == h
+                || consumed.contains(&si)
+                || s.pos == s.neg
+                || !matches!(s.kind, ElementKind::VoltageSource { value } if value == 0.0)
+            {
+                continue;
+            }
+            let (outer, s_pos_is_x) = if s.pos == *x {
+                (&s.neg, true)
+            } else if s.neg == *x {
+                (&s.pos, false)
+            } else {
+                continue;
+            };
+            // H on the P side (x = h−): P = h+, N = the source's outer node.
+            // H on the N side (x = h+): P = the source's outer node, N = h−.
+            let (p, n) = if h_neg_side {
+                (e.pos.clone(), outer.clone())
+            } else {
+                (outer.clone(), e.neg.clone())
+            };
+            let sigma = if h_neg_side == s_pos_is_x { 1.0 } else { -1.0 };
+            return Some(HPort {
+                p,
+                n,
+                x: x.clone(),
+                target: outer.clone(),
+                s: si,
+                sigma,
+            });
+        }
+    }
+    None
+}
+
+/// Gyrators written in impedance form: two H elements, each in series with a
+/// 0 V sense source and each controlled by the other port's sense source.
+///
+/// Signs. An H element `Hk h+ h− Vc r` forces V(h+) − V(h−) = r·I(Vc). For a
+/// port k (H_k with ratio r_k in series with sense source S_k, see [`HPort`]):
+/// v_k = r_k·I(S_other) and I(S_k) = σ_k·i_k. For the pair (a = the H element
+/// written first, b = its partner):
+///   v_a = r_a σ_b i_b,   v_b = r_b σ_a i_a.
+/// ohmflow's gyrator with port 1 = a, port 2 = b has v2 = i1/g, v1 = −i2/g, so
+///   g = 1/(r_b σ_a)   and   r_a σ_b = −1/g = −r_b σ_a.
+/// The canonical form `Vs1 p1 x1 0`, `Ha x1 n1 Vs2 -r`, `Vs2 p2 x2 0`,
+/// `Hb x2 n2 Vs1 r` has σ_a = σ_b = 1 and g = 1/r.
+fn h_gyrators(
+    nl: &SpiceNetlist,
+    uses: &HashMap<&str, usize>,
+    by_name: &HashMap<&str, usize>,
+    out: &mut TwoPorts,
+) -> Result<()> {
+    let els = &nl.elements;
+    let text_of = |e: &crate::spice::SpiceElement| format!("{} {} {}", e.name, e.pos, e.neg);
+    let h_of = |i: usize| match &els[i].kind {
+        ElementKind::Ccvs { vsource, r } => Some((vsource.as_str(), *r)),
+        _ => None,
+    };
+    // Elements at each node (terminals only), to find series neighbours.
+    let mut at_node: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, e) in els.iter().enumerate() {
+        at_node.entry(e.pos.as_str()).or_default().push(i);
+        if e.neg != e.pos {
+            at_node.entry(e.neg.as_str()).or_default().push(i);
+        }
+    }
+    for a in 0..els.len() {
+        let Some((ca, ra)) = h_of(a) else { continue };
+        if out.consumed.contains(&a) {
+            continue;
+        }
+        let ea = &els[a];
+        let bad = |why: String| {
+            err(
+                ea.line,
+                &text_of(ea),
+                format!("H (CCVS) element {}: {why}; {SUPPORTED}", ea.name),
+            )
+        };
+        let ci = by_name[ca];
+        if !matches!(els[ci].kind, ElementKind::VoltageSource { value } if value == 0.0) {
+            return Err(bad(format!("{ca} is not a 0 V sense source")));
+        }
+        if out.consumed.contains(&ci) {
+            return Err(bad(format!("{ca} already belongs to another two-port")));
+        }
+        let Some(pa) = h_port(nl, a, uses, &at_node, &out.consumed) else {
+            return Err(bad(
+                "no 0 V sense source in series with it (through a node used by nothing else)"
+                    .into(),
+            ));
+        };
+        if pa.s == ci {
+            return Err(bad(format!(
+                "{ca} senses its own port (an H element controlled by its own current is a resistor, not a gyrator)"
+            )));
+        }
+        // The partner: the H element in series with the controlling source ca.
+        let mut partner = None;
+        let near = [&els[ci].pos, &els[ci].neg].map(|x| &at_node[x.as_str()]);
+        for &b in near.into_iter().flatten() {
+            if b == a || out.consumed.contains(&b) || h_of(b).is_none() {
+                continue;
+            }
+            if let Some(pb) = h_port(nl, b, uses, &at_node, &out.consumed) {
+                if pb.s == ci {
+                    partner = Some((b, pb));
+                    break;
+                }
+            }
+        }
+        let Some((b, pb)) = partner else {
+            return Err(bad(format!(
+                "no H element in series with its sense source {ca}"
+            )));
+        };
+        let (cb, rb) = h_of(b).unwrap();
+        if by_name[cb] != pa.s {
+            return Err(bad(format!(
+                "its partner {} is controlled by {cb}, not by {}, the sense source of {}'s port",
+                els[b].name, els[pa.s].name, ea.name
+            )));
+        }
+        let gyrator = ra.is_finite()
+            && rb.is_finite()
+            && ra != 0.0
+            && rb != 0.0
+            && same(ra * pb.sigma, -rb * pa.sigma);
+        if !gyrator {
+            return Err(bad(format!(
+                "transresistances {ra} and {rb} of {} and {} do not form a gyrator (with these orientations they must satisfy r_a·σ_b = −r_b·σ_a, σ = ±1 the sense sources' directions)",
+                ea.name, els[b].name
+            )));
+        }
+        if pa.p == pa.n || pb.p == pb.n {
+            return Err(bad("a gyrator port with both terminals on one node".into()));
+        }
+        let g = 1.0 / (rb * pa.sigma);
+        let first = a.min(b).min(pa.s).min(pb.s);
+        out.at.insert(first, (1, out.gyrators.len()));
+        out.gyrators.push((
+            [pa.p.clone(), pa.n.clone(), pb.p.clone(), pb.n.clone()],
+            g,
+            ea.name[1..].to_string(),
+        ));
+        out.consumed.extend([a, b, pa.s, pb.s]);
+        out.alias.insert(pa.x, pa.target);
+        out.alias.insert(pb.x, pb.target);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -255,3 +255,102 @@ fn lone_controlled_sources_are_rejected_with_their_line() {
         }
     }
 }
+
+/// V1 a 0 1, R1 a b 1 Ω, a gyrator g = 2 S from port (b, 0) to port (c, 0), and
+/// R2 c 0 2 Ω (G_L = 0.5 S). By hand: the gyrator presents g²/G_L = 8 S at b, so
+/// v_b = 1/(1 + 8) = 1/9; i2 = −g v_b into c, so v_c = g v_b / G_L = 4/9.
+fn h_gyrator_netlist(ports: &str) -> String {
+    format!("* h-pair gyrator\nV1 a 0 1\nR1 a b 1\n{ports}R2 c 0 2\n.end\n")
+}
+
+#[test]
+fn h_pair_gyrator_is_read_in_all_orientations() {
+    let canonical = "Vs1 b x1 0\nHa x1 0 Vs2 -0.5\nVs2 c x2 0\nHb x2 0 Vs1 0.5\n";
+    let variants = [
+        canonical,
+        // Port 2's H written first: port 1 = (c, 0) with g = −2 (the same law).
+        "Vs2 c x2 0\nHb x2 0 Vs1 0.5\nVs1 b x1 0\nHa x1 0 Vs2 -0.5\n",
+        // H above its sense source (x = h− = s+, σ = +1).
+        "Ha b x1 Vs2 -0.5\nVs1 x1 0 0\nHb c x2 Vs1 0.5\nVs2 x2 0 0\n",
+        // Port 2's sense source reversed (x = h− = s−, σ = −1): r_a flips sign.
+        "Vs1 b x1 0\nHa x1 0 Vs2 0.5\nHb c x2 Vs1 0.5\nVs2 0 x2 0\n",
+        // Port 1's H reversed, so port 1 is (0, b) and g = −2: V(0) − V(b) =
+        // 0.5·I(Vs2), and I(Vs1) (x1 → b) is the current into the port at 0.
+        "Ha 0 x1 Vs2 0.5\nVs1 x1 b 0\nVs2 c x2 0\nHb x2 0 Vs1 -0.5\n",
+    ];
+    for ports in variants {
+        let c = read_spice(&h_gyrator_netlist(ports)).unwrap();
+        assert_eq!(c.network.n_gyrators(), 1, "{ports}");
+        assert_eq!(c.network.n_transformers(), 0);
+        assert_eq!(c.vsource_names, vec!["v1"], "sense sources are consumed");
+        // The internal sense nodes are merged into the port terminals.
+        assert_eq!(c.node_names.len(), 4, "{ports}: {:?}", c.node_names);
+        let v = op(&c);
+        assert!(
+            (v[node(&c, "b")] - 1.0 / 9.0).abs() < 1e-14,
+            "{ports}: {v:?}"
+        );
+        assert!(
+            (v[node(&c, "c")] - 4.0 / 9.0).abs() < 1e-14,
+            "{ports}: {v:?}"
+        );
+    }
+    let c = read_spice(&h_gyrator_netlist(canonical)).unwrap();
+    assert_eq!(c.gyrator_names, vec!["a".to_string()]);
+    let (q, g) = c.network.gyrators();
+    let (b, cc) = (node(&c, "b") as u32, node(&c, "c") as u32);
+    assert_eq!(q[0], [b, 0, cc, 0]);
+    assert!((g[0] - 2.0).abs() < 1e-15);
+}
+
+#[test]
+fn bad_h_patterns_are_rejected_with_their_line() {
+    let canonical = "Vs1 b x1 0\nHa x1 0 Vs2 -0.5\nVs2 c x2 0\nHb x2 0 Vs1 0.5\n";
+    let cases = [
+        // A lone H controlled by the 1 V supply.
+        ("Hx c 0 V1 1k\n", 4, "not a 0 V sense source"),
+        // A lone H in series with a 0 V source, controlled by its own current.
+        ("Vs1 c x1 0\nHa x1 0 Vs1 1k\n", 5, "its own port"),
+        // Mismatched transresistances.
+        (
+            &canonical.replace("Vs1 0.5", "Vs1 0.25") as &str,
+            5,
+            "do not form a gyrator",
+        ),
+        // Same magnitude, wrong relative sign (a lossless but reciprocal pair).
+        (
+            &canonical.replace("Vs2 -0.5", "Vs2 0.5") as &str,
+            5,
+            "do not form a gyrator",
+        ),
+        // The sense source in series with Ha is not 0 V.
+        (
+            &canonical.replace("Vs1 b x1 0", "Vs1 b x1 1") as &str,
+            5,
+            "no 0 V sense source in series",
+        ),
+        // The source controlling Ha is not 0 V.
+        (
+            &canonical.replace("Vs2 c x2 0", "Vs2 c x2 2") as &str,
+            5,
+            "not a 0 V sense source",
+        ),
+        // The partner is controlled by another source.
+        (
+            &canonical.replace("x2 0 Vs1", "x2 0 V1") as &str,
+            5,
+            "is controlled by v1",
+        ),
+    ];
+    for (ports, line, what) in cases {
+        let text = h_gyrator_netlist(ports);
+        match read_spice(&text) {
+            Err(Error::SpiceParse(e)) => {
+                assert_eq!(e.line, line, "{ports}: {}", e.message);
+                assert!(e.message.contains(what), "{ports}: {}", e.message);
+                assert!(e.message.contains("H (CCVS)"), "{ports}: {}", e.message);
+            }
+            other => panic!("{ports}: {other:?}"),
+        }
+    }
+}
