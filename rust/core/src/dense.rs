@@ -193,15 +193,27 @@ impl DenseLayers<'_> {
 
     /// Total conductance at each node of free layer `l` (1-based), and its bias drive
     /// `(g⁺ − g⁻) V_b`.
-    fn node_sums(&self, l: usize) -> (Vec<f64>, Vec<f64>) {
+    /// (`colsum_in`: the column sums of `W_{l−1}`, if already known.)
+    fn node_sums_with(&self, l: usize, colsum_in: Option<&[f64]>) -> (Vec<f64>, Vec<f64>) {
         let n = self.sizes[l];
-        let mut s = vec![0.0; n];
-        let w_in = self.weights[l - 1];
-        for row in w_in.chunks_exact(n) {
-            for (sj, &g) in s.iter_mut().zip(row) {
-                *sj += g;
+        let mut s = match colsum_in {
+            Some(c) => c.to_vec(),
+            None => {
+                let partials: Vec<Vec<f64>> = self.weights[l - 1]
+                    .par_chunks(COLSUM_BLOCK * n)
+                    .map(|blk| {
+                        let mut acc = vec![0.0; n];
+                        for row in blk.chunks_exact(n) {
+                            for (a, &g) in acc.iter_mut().zip(row) {
+                                *a += g;
+                            }
+                        }
+                        acc
+                    })
+                    .collect();
+                sum_in_order(partials, n)
             }
-        }
+        };
         if l < self.n_free_layers() {
             let m = self.sizes[l + 1];
             let a2 = self.gain(l) * self.gain(l);
@@ -380,6 +392,21 @@ fn node_root(net: &DenseLayers, s: f64, t: f64, lo: f64, hi: f64, v0: f64) -> f6
     crate::layered::monotone_root(f, lo, hi, x0)
 }
 
+/// Rows per block of a column sum: blocks are summed in parallel, each in row
+/// order, then added in block order, so the result does not depend on the number
+/// of threads (and the fused pass of [`SgdStep::apply`] gets the same bits).
+const COLSUM_BLOCK: usize = 128;
+
+fn sum_in_order(partials: Vec<Vec<f64>>, n: usize) -> Vec<f64> {
+    let mut s = vec![0.0; n];
+    for p in partials {
+        for (x, y) in s.iter_mut().zip(&p) {
+            *x += y;
+        }
+    }
+    s
+}
+
 /// Per-node constants of the free layers: total conductance `s`, its inverse, and
 /// the bias drive `(g⁺ − g⁻) V_b`. They change only with the conductances, so
 /// callers that relax many batches compute them once ([`Sums::new`]).
@@ -418,10 +445,25 @@ impl Sums {
     /// The constants of a network already known to be valid (e.g. after
     /// [`sgd_check`] and [`sgd_apply`] on a validated one): no validation pass.
     pub fn new_trusted(net: &DenseLayers) -> Self {
+        Self::new_trusted_with(net, None)
+    }
+
+    /// [`Self::new_trusted`] with the input layer's pair differences and column sums
+    /// already computed (by [`SgdStep::apply`], in its pass over `W_0`).
+    pub fn new_trusted_with(net: &DenseLayers, input: Option<(Vec<f64>, Vec<f64>)>) -> Self {
         let nl = net.n_free_layers();
+        let (known_diff, known_colsum) = match input {
+            Some((d, c)) => (Some(d), Some(c)),
+            None => (None, None),
+        };
         let (mut s, mut inv, mut bias) = (Vec::new(), Vec::new(), Vec::new());
         for l in 1..=nl {
-            let (sl, bl) = net.node_sums(l);
+            let col = if l == 1 {
+                known_colsum.as_deref()
+            } else {
+                None
+            };
+            let (sl, bl) = net.node_sums_with(l, col);
             inv.push(sl.iter().map(|x| 1.0 / x).collect());
             s.push(sl);
             bias.push(bl);
@@ -441,7 +483,9 @@ impl Sums {
             })
             .collect();
         let n1 = net.sizes[1];
-        let pair_diff = if net.sizes[0] & 1 == 0 {
+        let pair_diff = if let Some(d) = known_diff {
+            d
+        } else if net.sizes[0] & 1 == 0 {
             net.weights[0]
                 .chunks_exact(2 * n1)
                 .flat_map(|r| r[..n1].iter().zip(&r[n1..]).map(|(p, m)| p - m))
@@ -847,7 +891,7 @@ impl SgdStep {
             None
         };
         let first = usize::from(pair.is_some());
-        let (weights, biases) = branch_products_from(net, p, q, batch, par, first)?;
+        let (weights, biases) = branch_products_from(net, p, q, batch, par, first, false)?;
         for l in first..nl {
             sgd_check(net.weights[l], &weights[l], rates[l], lo, hi)?;
         }
@@ -898,33 +942,59 @@ impl SgdStep {
         })
     }
 
-    /// Applies the step to the conductances it was computed for (same shapes).
-    #[allow(clippy::needless_range_loop)]
+    /// Applies the step to the conductances it was computed for (same shapes). On
+    /// the input layer by pairs it also returns what [`Sums`] needs of the new `W_0`
+    /// (pair differences, column sums: see [`Sums::new_trusted_with`]), computed in
+    /// the same pass.
+    #[allow(clippy::needless_range_loop, clippy::type_complexity)]
     pub fn apply(
         &self,
         weights: &mut [Vec<f64>],
         bias_pos: &mut [Vec<f64>],
         bias_neg: &mut [Vec<f64>],
         par: Parallelism,
-    ) -> Result<()> {
+    ) -> Result<Option<(Vec<f64>, Vec<f64>)>> {
         let (lo, hi) = (self.lo, self.hi);
         let nl = self.rates.len();
         if weights.len() != nl || bias_pos.len() != nl || bias_neg.len() != nl {
             return Err(invalid(format!("{nl} weight layers expected")));
         }
         with_threads(par, || {
+            let mut input = None;
             if let Some((c, d1)) = &self.paired {
                 let (r, m) = (self.rates[0], d1.len());
-                weights[0]
-                    .par_chunks_mut(2 * m)
-                    .zip(c.par_chunks(m))
-                    .for_each(|(rows2, ci)| {
-                        let (plus, minus) = rows2.split_at_mut(m);
-                        for (((gp, gm), &cij), &dj) in plus.iter_mut().zip(minus).zip(ci).zip(d1) {
-                            *gp = (*gp - r * (dj - cij)).max(lo).min(hi);
-                            *gm = (*gm - r * (dj + cij)).max(lo).min(hi);
+                let mut diff = vec![0.0; c.len()];
+                let pairs = COLSUM_BLOCK / 2;
+                let partials: Vec<Vec<f64>> = weights[0]
+                    .par_chunks_mut(COLSUM_BLOCK * m)
+                    .zip(c.par_chunks(pairs * m))
+                    .zip(diff.par_chunks_mut(pairs * m))
+                    .map(|((blk, cb), db)| {
+                        let mut acc = vec![0.0; m];
+                        for ((rows2, ci), di) in blk
+                            .chunks_exact_mut(2 * m)
+                            .zip(cb.chunks(m))
+                            .zip(db.chunks_mut(m))
+                        {
+                            let (plus, minus) = rows2.split_at_mut(m);
+                            for j in 0..m {
+                                plus[j] = (plus[j] - r * (d1[j] - ci[j])).max(lo).min(hi);
+                                minus[j] = (minus[j] - r * (d1[j] + ci[j])).max(lo).min(hi);
+                                di[j] = plus[j] - minus[j];
+                            }
+                            // row order, as the column sums computed from scratch
+                            for (a, &g) in acc.iter_mut().zip(plus.iter()) {
+                                *a += g;
+                            }
+                            for (a, &g) in acc.iter_mut().zip(minus.iter()) {
+                                *a += g;
+                            }
                         }
-                    });
+                        acc
+                    })
+                    .collect();
+                let colsum = sum_in_order(partials, m);
+                input = Some((diff, colsum));
             }
             for l in self.first..nl {
                 sgd_apply(&mut weights[l], &self.weights[l], self.rates[l], lo, hi);
@@ -937,7 +1007,7 @@ impl SgdStep {
                     sgd_apply(&mut bias_neg[l], &self.biases[l].1, self.rates[l], lo, hi);
                 }
             }
-            Ok(())
+            Ok(input)
         })
     }
 }
@@ -999,7 +1069,7 @@ pub fn branch_products(
     batch: usize,
     par: Parallelism,
 ) -> Result<(Vec<Vec<f64>>, Vec<(Vec<f64>, Vec<f64>)>)> {
-    branch_products_from(net, p, q, batch, par, 0)
+    branch_products_from(net, p, q, batch, par, 0, true)
 }
 
 /// [`branch_products`] for the weight layers `first..` only (the others are
@@ -1012,8 +1082,11 @@ fn branch_products_from(
     batch: usize,
     par: Parallelism,
     first: usize,
+    validate: bool,
 ) -> Result<(Vec<Vec<f64>>, Vec<(Vec<f64>, Vec<f64>)>)> {
-    net.validate()?;
+    if validate {
+        net.validate()?;
+    }
     let nl = net.n_free_layers();
     for f in [&p, &q] {
         if !f.inputs.is_empty() {

@@ -200,14 +200,14 @@ impl PyDense {
         let par = par(threads);
         let mut step = || -> Result<(), Error> {
             let plan = self.run(|n| SgdStep::new(n, p, q, batch, &rates, lo, hi, par))?;
-            plan.apply(
+            let input = plan.apply(
                 &mut self.weights,
                 &mut self.bias_pos,
                 &mut self.bias_neg,
                 par,
             )?;
             // valid by construction (checked by SgdStep::new): no second validation
-            let sums = self.run(|n| Ok(Sums::new_trusted(n)))?;
+            let sums = self.run(|n| Ok(Sums::new_trusted_with(n, input)))?;
             self.sums = Some(sums);
             Ok(())
         };
