@@ -1190,27 +1190,20 @@ fn branch_products_from(
                 weights.push(g);
                 continue;
             } else {
+                // cross = P_lᵀ Q_{l+1} + Q_lᵀ P_{l+1}
                 let mut accum = Accum::Replace;
-                if let Some(pl) = side(&p) {
-                    matmul(
-                        rows_mut(&mut g, n, m),
-                        accum,
-                        rows(&pl, batch, n).transpose(),
-                        rows(&q.states[l], batch, m),
-                        -net.gain(l),
-                        fpar,
-                    );
-                    accum = Accum::Add;
-                }
-                if let Some(ql) = side(&q) {
-                    matmul(
-                        rows_mut(&mut g, n, m),
-                        accum,
-                        rows(&ql, batch, n).transpose(),
-                        rows(&p.states[l], batch, m),
-                        -net.gain(l),
-                        fpar,
-                    );
+                for (lo_f, up_f) in [(&p, &q), (&q, &p)] {
+                    if let Some(side_l) = side(lo_f) {
+                        matmul(
+                            rows_mut(&mut g, n, m),
+                            accum,
+                            rows(&side_l, batch, n).transpose(),
+                            rows(&up_f.states[l], batch, m),
+                            -net.gain(l),
+                            fpar,
+                        );
+                        accum = Accum::Add;
+                    }
                 }
             }
             let (dl, dn) = (&diags[l], &diags[l + 1]);

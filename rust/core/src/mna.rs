@@ -71,7 +71,7 @@ use crate::adjoint::AdjointSolution;
 use crate::compile::Compiled;
 use crate::error::{Error, Result};
 use crate::factor::Parallelism;
-use crate::network::{thermal_voltage, DiodeModel, Network, SourceValue, NONE};
+use crate::network::{thermal_voltage, DiodeModel, Network, NONE};
 use crate::solve::{BatchSolution, Method, SolveOptions, Warm};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::sparse::linalg::lu::{factorize_symbolic_lu, LuRef, NumericLu, SymbolicLu};
@@ -547,13 +547,7 @@ impl<'a> Prep<'a> {
     }
 
     fn set_clamps(&self, v: &mut [f64], inputs: &[f64]) {
-        v[0] = 0.0;
-        for (&node, val) in self.net.vs_node.iter().zip(&self.net.vs_value) {
-            v[node as usize] = match *val {
-                SourceValue::Fixed(x) => x,
-                SourceValue::Input(k) => inputs[k],
-            };
-        }
+        self.net.set_clamps(v, inputs);
     }
 
     fn voltage_scale(&self, v: &[f64]) -> f64 {

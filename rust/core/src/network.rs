@@ -318,6 +318,18 @@ impl Network {
         self.n_inputs
     }
 
+    /// Sets the entries of `v` (all node voltages of one sample) that the network
+    /// clamps: ground to 0, every voltage source to its value or input.
+    pub(crate) fn set_clamps(&self, v: &mut [f64], inputs: &[f64]) {
+        v[0] = 0.0;
+        for (&node, val) in self.vs_node.iter().zip(&self.vs_value) {
+            v[node as usize] = match *val {
+                SourceValue::Fixed(x) => x,
+                SourceValue::Input(k) => inputs[k],
+            };
+        }
+    }
+
     /// Adds `count` nodes; returns the index of the first.
     pub fn add_nodes(&mut self, count: usize) -> Result<usize> {
         let first = self.n_nodes;

@@ -33,7 +33,7 @@
 use crate::compile::{stamp, Compiled};
 use crate::error::{Error, Result};
 use crate::factor::{Factor, Parallelism};
-use crate::network::{thermal_voltage, DiodeModel, Network, SourceValue, NONE};
+use crate::network::{thermal_voltage, DiodeModel, Network, NONE};
 use rayon::prelude::*;
 
 /// Ideal-diode constraint treatments: inequality by PHR multipliers, a frozen
@@ -245,13 +245,7 @@ impl<'a> Prepared<'a> {
 
     /// Fills the clamped entries of `v` for the sample with these inputs.
     fn set_clamps(&self, v: &mut [f64], inputs: &[f64]) {
-        v[0] = 0.0;
-        for (&node, val) in self.net.vs_node.iter().zip(&self.net.vs_value) {
-            v[node as usize] = match *val {
-                SourceValue::Fixed(x) => x,
-                SourceValue::Input(k) => inputs[k],
-            };
-        }
+        self.net.set_clamps(v, inputs);
     }
 
     /// Current of diode `k` at branch voltage `dv` (ideal: the augmented-Lagrangian

@@ -43,6 +43,17 @@ fn random(sizes: &[usize], seed: u64) -> Owned {
     }
 }
 
+impl Owned {
+    /// The weight and bias arrays as the slices a `DenseLayers` borrows.
+    #[allow(clippy::type_complexity)]
+    fn slices(&self) -> (Vec<&[f64]>, Vec<&[f64]>, Vec<&[f64]>) {
+        fn f(v: &[Vec<f64>]) -> Vec<&[f64]> {
+            v.iter().map(|x| &x[..]).collect()
+        }
+        (f(&self.w), f(&self.bp), f(&self.bn))
+    }
+}
+
 const VB: f64 = 1.0;
 
 fn view<'a>(
@@ -115,9 +126,7 @@ const GROUND_FOR_TEST: usize = crate::network::GROUND;
 
 fn check_against_direct(sizes: &[usize], lower: Option<HiddenDiode>, seed: u64) {
     let o = random(sizes, seed);
-    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
-    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
-    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let (w, bp, bn) = o.slices();
     let net = view(&o, &w, &bp, &bn, lower);
     let batch = 3;
     let mut s = seed ^ 0x5a5a;
@@ -195,9 +204,7 @@ fn ideal_and_smooth_diodes_equal_direct_solver() {
 fn branch_products_equal_per_edge_sums() {
     let sizes = [4, 3, 2];
     let o = random(&sizes, 9);
-    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
-    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
-    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let (w, bp, bn) = o.slices();
     let net = view(&o, &w, &bp, &bn, None);
     let batch = 2;
     let mut s = 77u64;
@@ -258,9 +265,7 @@ fn adjoint_gives_the_derivative_of_a_linear_readout() {
     let x: Vec<f64> = (0..batch * 4).map(|_| 4.0 * lcg(&mut s) - 2.0).collect();
     let c: Vec<f64> = (0..batch * 3).map(|_| lcg(&mut s) - 0.5).collect();
     let cost = |o: &Owned| -> (f64, Vec<Vec<f64>>) {
-        let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
-        let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
-        let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+        let (w, bp, bn) = o.slices();
         let net = view(o, &w, &bp, &bn, d);
         let sums = Sums::new(&net).unwrap();
         let d1 = drive(&net, &sums, &x, batch, Parallelism::Serial).unwrap();
@@ -372,9 +377,7 @@ fn layer_gains_solve_the_transformer_coupled_equations() {
     let sizes = [3, 4, 3, 2];
     let gains = [1.5, -0.7, 2.0];
     let o = random(&sizes, 21);
-    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
-    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
-    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let (w, bp, bn) = o.slices();
     let mut net = view(&o, &w, &bp, &bn, None);
     net.gains = &gains;
     let x = [0.7, -1.2, 0.4];
@@ -451,9 +454,7 @@ fn paired_inputs_take_the_half_products_with_the_same_results() {
     // full ones (computed here on inputs whose pairs are broken by one ulp).
     let sizes = [6, 5, 3];
     let o = random(&sizes, 31);
-    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
-    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
-    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let (w, bp, bn) = o.slices();
     let net = view(&o, &w, &bp, &bn, None);
     let sums = Sums::new(&net).unwrap();
     let batch = 2;
@@ -512,9 +513,7 @@ fn paired_inputs_take_the_half_products_with_the_same_results() {
 fn sgd_step_by_pairs_equals_the_stored_sums_step() {
     let sizes = [6, 5, 3];
     let o = random(&sizes, 41);
-    let w: Vec<&[f64]> = o.w.iter().map(|x| &x[..]).collect();
-    let bp: Vec<&[f64]> = o.bp.iter().map(|x| &x[..]).collect();
-    let bn: Vec<&[f64]> = o.bn.iter().map(|x| &x[..]).collect();
+    let (w, bp, bn) = o.slices();
     let net = view(&o, &w, &bp, &bn, None);
     let batch = 3;
     let mut s = 9u64;
