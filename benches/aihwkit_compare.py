@@ -17,16 +17,15 @@ Writes benches/results/aihwkit_compare.{png,json}. Run:
 only and says so.
 
 Status (run 2026-11-27 against aihwkit 1.2.0 built from source with torch 2.15,
-CPU tiles, float32): linear step and exponential step agree with aihwkit to
-float32 rounding noise-free (1.6e-7, 6.3e-7) and within 2.0 and 1.4 standard
-errors with cycle-to-cycle noise. Constant step and soft bounds differ because
-the two apply ``up_down`` differently: aihwkit 1.2 keeps the stronger direction at
-``dw_min`` and shrinks the other, ``Δw⁺ = dw_min (1 + min(β, 0))``,
-``Δw⁻ = dw_min (1 − max(β, 0))`` (measured: β = 0.2 gives +0.010 / −0.008), while
-ohmflow follows aihwkit's documented ``dw_min (1 ± β)`` (+0.012 / −0.008); with
-β = 0 (the digits study's devices) the two agree. Aligning ohmflow with the
-implementation moves soft-bounds symmetry points from ``w_max β`` to
-``w_max β / (2 − |β|)``.
+CPU tiles, float32): noise-free, all four models agree with aihwkit to float32
+rounding (constant step 7.7e-7, linear step 1.6e-7, soft bounds 1.2e-7,
+exponential step 6.3e-7 over 480 / 960 pulses); with cycle-to-cycle noise the
+mean traces agree within 1.6, 2.7, 1.5 and 3.9 standard errors at the worst of the
+pulses (the maximum over hundreds of pulses of a unit normal statistic). The first
+run found one difference, now adopted: aihwkit 1.2 applies ``up_down`` by keeping
+the stronger direction at ``dw_min`` and shrinking the other (β = 0.2: +0.010 /
+−0.008), not as the documented ``dw_min (1 ± β)`` (+0.012 / −0.008), which ohmflow
+had followed; soft-bounds symmetry points are therefore ``w_max β / (2 − |β|)``.
 """
 
 from __future__ import annotations
@@ -135,7 +134,9 @@ def main() -> int:
             entry["noisy_max_abs_mean_diff"] = float(np.max(np.abs(m - mt)))
             entry["noisy_max_std"] = [float(s.max()), float(st.max())]
             entry["noisy_mean_diff_in_se"] = float(
-                np.max(np.abs(m - mt) / np.maximum(np.sqrt((s**2 + st**2) / n_tr), 1e-12)))
+                np.max(np.abs(m - mt) / np.maximum(np.sqrt((s**2 + st**2) / n_tr), 1e-6)))
+            # (SE floored at float32 resolution: where every trace sits on a bound the
+            # spread is 0 and aihwkit's float32 bound differs from ohmflow's by ~1e-7)
         ax.set_title("dw_min_std 0.3, 200 traces")
         ax.set_xlabel("pulse")
         ax.legend(fontsize=8)

@@ -25,14 +25,14 @@ def test_soft_bounds_up_and_down_curves_match_geometric_closed_form():
     rng = np.random.default_rng(1)
     arr = dev.realise(n.size, rng, -0.5)
     _pulse(dev, arr, n, np.ones(n.size))
-    up = dw * (1 + beta)
+    up = dw  # β > 0: the up direction keeps dw_min (aihwkit's convention)
     # u = w_max − w shrinks by (1 − Δw⁺ / w_max) per pulse
     expect = wmax - (wmax + 0.5) * (1 - up / wmax) ** n
     np.testing.assert_allclose(arr.w, expect, rtol=0, atol=1e-12)
     assert np.all(arr.w <= wmax)
     arr = dev.realise(n.size, rng, 0.7)
     _pulse(dev, arr, n, np.zeros(n.size))
-    down = dw * (1 - beta)
+    down = dw * (1 - beta)  # ... and the down direction is shrunk by β
     # u = w − w_min shrinks by (1 − Δw⁻ / |w_min|) per pulse
     expect = wmin + (0.7 - wmin) * (1 - down / abs(wmin)) ** n
     np.testing.assert_allclose(arr.w, expect, rtol=0, atol=1e-12)
@@ -81,7 +81,7 @@ def test_exp_step_matches_documented_formula_pulse_by_pulse():
             z = 2 * 0.244 * w / (0.6 - -0.6) + 0.2425
             if up:
                 y = 1 - 0.00081 * math.exp(12.44625 * z)
-                w += max(y, 0.0) * 0.005 * 1.1
+                w += max(y, 0.0) * 0.005  # up_down 0.1 > 0: up keeps dw_min
             else:
                 y = 1 - 0.36833 * math.exp(-12.78785 * z)
                 w -= max(y, 0.0) * 0.005 * 0.9
@@ -96,13 +96,15 @@ def test_soft_bounds_symmetry_point_and_drift_under_random_pulses(beta):
     rng = np.random.default_rng(3)
     arr = dev.realise(400, rng, rng.uniform(-wmax, wmax, 400))
     sp = dev.symmetry_point(arr)
-    np.testing.assert_allclose(sp, beta * wmax, atol=1e-12)  # (1+β)(1−w/wm) = (1−β)(1+w/wm)
+    # Δw⁺ (1 − w/wm) = Δw⁻ (1 + w/wm) with Δw± = dw (1 + min(β,0)), dw (1 − max(β,0))
+    expect = beta * wmax / (2 - abs(beta))
+    np.testing.assert_allclose(sp, expect, atol=1e-12)
     # zero-mean random pulses drive every device to its symmetry point
     for _ in range(1500):
         _pulse(dev, arr, np.ones(400, int), rng.random(400) < 0.5, seed=int(rng.integers(1 << 30)))
     # stationary spread of a ±1-pulse walk with restoring rate dw/w_max: about
     # sqrt(dw w_max / 2) ≈ 0.06; the mean of 400 devices is within 0.02 (≈ 6 SE)
-    assert abs(np.mean(arr.w) - beta * wmax) < 0.02
+    assert abs(np.mean(arr.w) - expect) < 0.02
 
 
 def test_general_symmetry_point_balances_up_and_down_steps():
@@ -121,8 +123,11 @@ def test_device_to_device_statistics_match_parameters():
                              dw_min_std=0.0)
     n = 40000
     arr = dev.realise(n, np.random.default_rng(11))
-    s = (arr.dw_up + arr.dw_down) / (2 * dev.dw_min)  # = 1 + dw_min_dtod ξ
-    beta = (arr.dw_up - arr.dw_down) / (arr.dw_up + arr.dw_down)  # = up_down + up_down_dtod ξ'
+    # the stronger direction is dw_min s, the weaker dw_min s (1 − |β|)
+    strong = np.maximum(arr.dw_up, arr.dw_down)
+    s = strong / dev.dw_min  # = 1 + dw_min_dtod ξ
+    weak = np.minimum(arr.dw_up, arr.dw_down) / strong
+    beta = np.where(arr.dw_up >= arr.dw_down, 1 - weak, weak - 1)  # = up_down + up_down_dtod ξ'
     se = 1 / math.sqrt(2 * n)  # relative standard error of a sample std
     assert abs(np.std(s) / 0.2 - 1) < 5 * se
     assert abs(np.mean(s) - 1) < 5 * 0.2 / math.sqrt(n)
@@ -138,7 +143,7 @@ def test_cycle_to_cycle_noise_statistics():
     n = 40000
     arr = dev.realise(n, np.random.default_rng(5), 0.0)
     _pulse(dev, arr, np.ones(n, int), np.ones(n), seed=9)
-    steps = arr.w / (0.01 * 1.2)  # = 1 + dw_min_std ξ
+    steps = arr.w / 0.01  # = 1 + dw_min_std ξ (up_down > 0: the up step keeps dw_min)
     assert abs(np.mean(steps) - 1) < 5 * 0.3 / math.sqrt(n)
     assert abs(np.std(steps) / 0.3 - 1) < 5 / math.sqrt(2 * n)
 

@@ -8,8 +8,9 @@ import pytest
 from ohmflow import optim, study
 from ohmflow.train import Trainer
 
-# Soft bounds on [−1, 1] with up_down = 0.5: symmetry point +0.5, optimum −0.5.
-ASYM = {"model": "soft-bounds", "dw_min": 0.01, "up_down": 0.5, "w_min": -1.0, "w_max": 1.0,
+# Soft bounds on [−1, 1] with up_down = 2/3: symmetry point w_max β / (2 − β) = +0.5,
+# optimum −0.5.
+ASYM = {"model": "soft-bounds", "dw_min": 0.01, "up_down": 2 / 3, "w_min": -1.0, "w_max": 1.0,
         "dw_min_dtod": 0.05, "dw_min_std": 0.1, "up_down_dtod": 0.02, "w_min_dtod": 0.02,
         "w_max_dtod": 0.02}
 
@@ -19,7 +20,7 @@ def test_one_parameter_sgd_settles_near_symmetry_point_shd_and_tiki_taka_at_opti
                               noise=1.0, seed=0)
            for k in ("analog-sgd", "tiki-taka", "shd")}
     sp = res["analog-sgd"]["symmetry_point"]
-    assert abs(sp - 0.5) < 0.05  # up_down 0.5 on ±1 bounds, small d-to-d spread
+    assert abs(sp - 0.5) < 0.05  # up_down 2/3 on ±1 bounds, small d-to-d spread
     err = {k: abs(r["final"] + 0.5) for k, r in res.items()}
     # SGD's fixed point solves E[x] = E|x| κ (w − w_sp): with gradient noise 1
     # against a signal ≤ 1 it ends more than 30 % of the way from the optimum
@@ -186,7 +187,7 @@ def test_hidden_array_reference_is_the_symmetry_point_or_zero():
     sb = {"model": "soft-bounds", "dw_min": 0.01, "up_down": 0.3, "w_min": -0.6,
           "w_max": 0.6, **quiet}
     opt = optim.AnalogOptimizer("tiki-taka", sb).init(np.zeros(4))
-    np.testing.assert_allclose(opt.ref, 0.3 * 0.6, atol=1e-12)  # β w_max, see devices
+    np.testing.assert_allclose(opt.ref, 0.6 * 0.3 / 1.7, atol=1e-12)  # w_max β/(2−β)
     np.testing.assert_allclose(opt.hidden, 0.0, atol=1e-12)
     # a constant step with up ≠ down has no symmetry point: reference 0, not a bound
     cs = {"model": "constant-step", "dw_min": 0.01, "up_down": 0.1, **quiet}

@@ -28,7 +28,7 @@ import numpy as np  # noqa: E402
 from ohmflow import study  # noqa: E402
 
 OUT = Path(__file__).parent / "results"
-DEVICE = {"model": "soft-bounds", "dw_min": 0.01, "up_down": 0.5, "w_min": -1.0, "w_max": 1.0,
+DEVICE = {"model": "soft-bounds", "dw_min": 0.01, "up_down": 2 / 3, "w_min": -1.0, "w_max": 1.0,
           "dw_min_dtod": 0.05, "dw_min_std": 0.1, "up_down_dtod": 0.02, "w_min_dtod": 0.02,
           "w_max_dtod": 0.02}
 KINDS = {"analog-sgd": "analog SGD", "tiki-taka": "Tiki-Taka", "shd": "SHD"}

@@ -25,9 +25,11 @@ device ``i`` draws, with standard normal ξ's,
 
 - its step scale ``s_i = 1 + dw_min_dtod ξ``, its up/down bias
   ``β_i = up_down + up_down_dtod ξ'``, and the steps
-  ``Δw⁺_i = dw_min s_i (1 + β_i)``, ``Δw⁻_i = dw_min s_i (1 − β_i)``
-  (aihwkit: ``Δw^d_ij = d Δw_min (1 + d β_ij + σ_d-to-d ξ)``; we keep the
-  d-to-d factor multiplicative so that a step never changes sign);
+  ``Δw⁺_i = dw_min s_i (1 + min(β_i, 0))``, ``Δw⁻_i = dw_min s_i (1 − max(β_i, 0))``:
+  the stronger direction keeps ``dw_min``, the weaker one is shrunk by ``|β_i|``, as
+  aihwkit 1.2 implements it (its documentation writes ``Δw_min (1 + d β)``; the
+  implementation, measured by ``benches/aihwkit_compare.py``, is this one); we keep
+  the d-to-d factor multiplicative so that a step never changes sign;
 - its bounds ``b_max_i = w_max (1 + w_max_dtod ξ'')``,
   ``b_min_i = w_min (1 + w_min_dtod ξ''')`` (relative units, as in aihwkit);
   a device whose drawn bounds cross is given the nominal ones.
@@ -58,7 +60,7 @@ state dependence ``q^d(w)``:
 
 The **symmetry point** of a device is the weight where an up and a down pulse
 cancel on average, ``Δw⁺ q⁺(w) = Δw⁻ q⁻(w)``; for soft bounds with
-``w_min = −w_max`` it is ``w_max β`` (``up_down = β``), in general
+``w_min = −w_max`` it is ``w_max β / (2 − |β|)`` (``up_down = β``), in general
 ``w* = (Δw⁻ − Δw⁺) / (Δw⁺ γ⁺ − Δw⁻ γ⁻)`` for a linear step. Under updates of
 random sign a device drifts there, which is why SGD fails on asymmetric devices
 (see :mod:`ohmflow.optim`).
@@ -215,8 +217,11 @@ class PulsedDevice:
         s = np.maximum(s, 0.0)
         beta = self.up_down + self.up_down_dtod * rng.standard_normal(n)
         beta = np.clip(beta, -1.0, 1.0)
-        dw_up = self.dw_min * s * (1.0 + beta)
-        dw_down = self.dw_min * s * (1.0 - beta)
+        # aihwkit's implementation (rpu_pulsed_device): the stronger direction keeps
+        # dw_min, the weaker one is shrunk by |β| (measured against aihwkit 1.2:
+        # benches/aihwkit_compare.py)
+        dw_up = self.dw_min * s * (1.0 + np.minimum(beta, 0.0))
+        dw_down = self.dw_min * s * (1.0 - np.maximum(beta, 0.0))
         b_max = self.w_max * (1.0 + self.w_max_dtod * rng.standard_normal(n))
         b_min = self.w_min * (1.0 + self.w_min_dtod * rng.standard_normal(n))
         bad = b_min >= b_max
