@@ -10,7 +10,7 @@ same network (drn-digits-s), data, epochs and seed with analog SGD, Tiki-Taka
 and SHD; ideal devices are the reference line.
 
 Run: ``python examples/devices/study_asymmetry_sweep.py [--epochs 8]`` (about
-15-25 min on 2 cores). Writes results/asymmetry_sweep.{json,png}.
+2 min on 2 cores). Writes results/asymmetry_sweep.{json,png}.
 """
 
 from __future__ import annotations
