@@ -25,19 +25,8 @@ use ohmflow_core::{solve_batch, DiodeModel, Injections, Network, SolveOptions};
 use std::hint::black_box;
 use std::time::Duration;
 
-struct Rng(u64);
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn uniform(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-}
+mod common;
+use common::Rng;
 
 fn mon_like(n: usize, diodes: bool, gyrators: bool, seed: u64) -> Network {
     let side = (n as f64).sqrt().round() as usize;

@@ -254,6 +254,34 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
     Ok(())
 }
 
+/// `C = a · Q⁺ᵀ P_1` (`n_0/2 × n_1`): the input layer's cross products when the
+/// inputs are `(v, −v)` pairs with even columns `qh` (`batch × n_0/2`) and P is zero
+/// on them; row `2i` of the layer's sums gets `−C_i`, row `2i+1` gets `+C_i`.
+fn paired_cross(net: &DenseLayers, qh: &[f64], p1: &[f64], batch: usize, par: Par) -> Vec<f64> {
+    let (h2, m) = (net.sizes[0] / 2, net.sizes[1]);
+    let mut c = vec![0.0; h2 * m];
+    matmul(
+        rows_mut(&mut c, h2, m),
+        Accum::Replace,
+        rows(qh, batch, h2).transpose(),
+        rows(p1, batch, m),
+        net.gain(0),
+        par,
+    );
+    c
+}
+
+/// `Σ_s p_i q_i` for every node of a layer of `n` nodes (empty fields: zeros).
+fn node_products(pv: &[f64], qv: &[f64], n: usize) -> Vec<f64> {
+    let mut d = vec![0.0; n];
+    for (pr, qr) in pv.chunks_exact(n).zip(qv.chunks_exact(n)) {
+        for ((dj, &a), &b) in d.iter_mut().zip(pr).zip(qr) {
+            *dj += a * b;
+        }
+    }
+    d
+}
+
 /// The even columns of `x` (`batch × n_0`) if every row is made of `(v, −v)` pairs
 /// (the `±` input sources of a deep resistive network), else `None`.
 fn paired_half(x: &[f64], batch: usize, n0: usize) -> Option<Vec<f64>> {
@@ -905,25 +933,10 @@ impl SgdStep {
         }
         let paired = match pair {
             Some(qh) => {
-                let h2 = n0 / 2;
-                let mut c = vec![0.0; h2 * m];
-                with_threads(par, || {
-                    matmul(
-                        rows_mut(&mut c, h2, m),
-                        Accum::Replace,
-                        rows(&qh, batch, h2).transpose(),
-                        rows(&p.states[0], batch, m),
-                        net.gain(0),
-                        par.faer(),
-                    );
-                    Ok(())
+                let c = with_threads(par, || {
+                    Ok(paired_cross(net, &qh, &p.states[0], batch, par.faer()))
                 })?;
-                let mut d1 = vec![0.0; m];
-                for (pr, qr) in p.states[0].chunks_exact(m).zip(q.states[0].chunks_exact(m)) {
-                    for ((dj, &a), &b) in d1.iter_mut().zip(pr).zip(qr) {
-                        *dj += a * b;
-                    }
-                }
+                let d1 = node_products(&p.states[0], &q.states[0], m);
                 if c.iter().chain(&d1).any(|v| !v.is_finite()) {
                     return Err(invalid("the gradient has non-finite entries".into()));
                 }
@@ -1115,16 +1128,10 @@ fn branch_products_from(
         } else {
             (&p.states[l - 1], &q.states[l - 1])
         };
-        let mut d = vec![0.0; n];
         if pv.is_empty() || qv.is_empty() {
-            return d;
+            return vec![0.0; n];
         }
-        for (pr, qr) in pv.chunks_exact(n).zip(qv.chunks_exact(n)) {
-            for ((dj, &a), &b) in d.iter_mut().zip(pr).zip(qr) {
-                *dj += a * b;
-            }
-        }
-        d
+        node_products(pv, qv, n)
     };
     with_threads(par, || {
         let diags: Vec<Vec<f64>> = (0..=nl).map(diag).collect();
@@ -1165,16 +1172,7 @@ fn branch_products_from(
                 None
             };
             if let Some(qh) = pair {
-                let h2 = half / 2;
-                let mut c = vec![0.0; h2 * m];
-                matmul(
-                    rows_mut(&mut c, h2, m),
-                    Accum::Replace,
-                    rows(&qh, batch, h2).transpose(),
-                    rows(&p.states[0], batch, m),
-                    net.gain(0),
-                    fpar,
-                );
+                let c = paired_cross(net, &qh, &p.states[0], batch, fpar);
                 // P is zero on the inputs, so their diagonal term vanishes: the
                 // upper side's diagonal is added in the same pass.
                 let dn = &diags[1];

@@ -546,10 +546,6 @@ impl<'a> Prep<'a> {
         }
     }
 
-    fn set_clamps(&self, v: &mut [f64], inputs: &[f64]) {
-        self.net.set_clamps(v, inputs);
-    }
-
     fn voltage_scale(&self, v: &[f64]) -> f64 {
         let mut s = 1.0f64;
         for &node in &self.net.vs_node {
@@ -1129,7 +1125,7 @@ pub(crate) fn solve_batch(
                             st.mu[q] = wm.diode_currents[s * nd + kd as usize].max(0.0);
                         }
                     }
-                    p.set_clamps(&mut st.v, &inputs[s * ni..(s + 1) * ni]);
+                    p.net.set_clamps(&mut st.v, &inputs[s * ni..(s + 1) * ni]);
                     let inj = &inj_values[s * k..(s + 1) * k];
                     let stats = solve_sample(&p, &mut st, inj, w, opts)
                         .map_err(|e| e.in_sample(s, batch))?;

@@ -243,11 +243,6 @@ impl<'a> Prepared<'a> {
         }
     }
 
-    /// Fills the clamped entries of `v` for the sample with these inputs.
-    fn set_clamps(&self, v: &mut [f64], inputs: &[f64]) {
-        self.net.set_clamps(v, inputs);
-    }
-
     /// Current of diode `k` at branch voltage `dv` (ideal: the augmented-Lagrangian
     /// current for multiplier `mu`), and its conductance.
     #[inline]
@@ -1167,7 +1162,7 @@ pub fn solve_batch(
         if let Some(w) = warm {
             v.copy_from_slice(&w.voltages[s * n..(s + 1) * n]);
         }
-        p.set_clamps(v, &inputs[s * ni..(s + 1) * ni]);
+        p.net.set_clamps(v, &inputs[s * ni..(s + 1) * ni]);
     }
     let layered = match opts.method {
         Method::Direct => false,

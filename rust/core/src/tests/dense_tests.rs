@@ -56,6 +56,33 @@ impl Owned {
 
 const VB: f64 = 1.0;
 
+/// The equilibrium of `net` for inputs `x` from zero, to tolerance `tol` (serial):
+/// the network's sums and the free layers' voltages.
+fn equilibrium(net: &DenseLayers, x: &[f64], batch: usize, tol: f64) -> (Sums, Vec<Vec<f64>>) {
+    let sums = Sums::new(net).unwrap();
+    let d1 = drive(net, &sums, x, batch, Parallelism::Serial).unwrap();
+    let mut st: Vec<Vec<f64>> = net.sizes[1..]
+        .iter()
+        .map(|&n| vec![0.0; batch * n])
+        .collect();
+    let opts = RelaxOptions {
+        tol,
+        ..Default::default()
+    };
+    relax(
+        net,
+        &sums,
+        &d1,
+        &mut st,
+        None,
+        batch,
+        opts,
+        Parallelism::Serial,
+    )
+    .unwrap();
+    (sums, st)
+}
+
 fn view<'a>(
     o: &'a Owned,
     w: &'a [&'a [f64]],
@@ -133,24 +160,7 @@ fn check_against_direct(sizes: &[usize], lower: Option<HiddenDiode>, seed: u64) 
     let x: Vec<f64> = (0..batch * sizes[0])
         .map(|_| 4.0 * lcg(&mut s) - 2.0)
         .collect();
-    let sums = Sums::new(&net).unwrap();
-    let d1 = drive(&net, &sums, &x, batch, Parallelism::Serial).unwrap();
-    let mut states: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; batch * n]).collect();
-    let opts = RelaxOptions {
-        tol: 1e-14,
-        ..Default::default()
-    };
-    relax(
-        &net,
-        &sums,
-        &d1,
-        &mut states,
-        None,
-        batch,
-        opts,
-        Parallelism::Serial,
-    )
-    .unwrap();
+    let (_, states) = equilibrium(&net, &x, batch, 1e-14);
 
     let (gnet, first) = as_network(&o, lower);
     let sopts = SolveOptions {
@@ -267,24 +277,11 @@ fn adjoint_gives_the_derivative_of_a_linear_readout() {
     let cost = |o: &Owned| -> (f64, Vec<Vec<f64>>) {
         let (w, bp, bn) = o.slices();
         let net = view(o, &w, &bp, &bn, d);
-        let sums = Sums::new(&net).unwrap();
-        let d1 = drive(&net, &sums, &x, batch, Parallelism::Serial).unwrap();
-        let mut st: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; batch * n]).collect();
+        let (sums, st) = equilibrium(&net, &x, batch, 1e-15);
         let opts = RelaxOptions {
             tol: 1e-15,
             ..Default::default()
         };
-        relax(
-            &net,
-            &sums,
-            &d1,
-            &mut st,
-            None,
-            batch,
-            opts,
-            Parallelism::Serial,
-        )
-        .unwrap();
         let cval = st[1].iter().zip(&c).map(|(v, c)| v * c).sum();
         let (lam, _) = adjoint(&net, &sums, &st, &c, batch, opts, Parallelism::Serial).unwrap();
         let p = Field {
@@ -409,24 +406,7 @@ fn layer_gains_solve_the_transformer_coupled_equations() {
         }
     }
     let want = gauss(h, r);
-    let sums = Sums::new(&net).unwrap();
-    let d1 = drive(&net, &sums, &x, 1, Parallelism::Serial).unwrap();
-    let mut st: Vec<Vec<f64>> = sizes[1..].iter().map(|&n| vec![0.0; n]).collect();
-    let opts = RelaxOptions {
-        tol: 1e-15,
-        ..Default::default()
-    };
-    relax(
-        &net,
-        &sums,
-        &d1,
-        &mut st,
-        None,
-        1,
-        opts,
-        Parallelism::Serial,
-    )
-    .unwrap();
+    let (_, st) = equilibrium(&net, &x, 1, 1e-15);
     let got: Vec<f64> = st.concat();
     for (a, b) in got.iter().zip(&want) {
         assert!((a - b).abs() < 1e-12, "{a} vs {b}");
