@@ -540,45 +540,45 @@ impl Sums {
     }
 }
 
-/// The coupling of free layer `l` to its free neighbours:
-/// `V_{l−1} W_{l−1}` (for `l ≥ 2`) `+ V_{l+1} W_lᵀ` (for `l < L`); `None` if neither.
+/// The coupling of free layer `l` to its free neighbours for one block of `rows`
+/// samples: `V_{l−1} W_{l−1}` (for `l ≥ 2`) `+ V_{l+1} W_lᵀ` (for `l < L`) into
+/// `buf`; `false` if neither.
 fn coupling(
     net: &DenseLayers,
     sums: &Sums,
     l: usize,
-    states: &[Vec<f64>],
-    batch: usize,
+    states: &[&mut [f64]],
+    rows: usize,
     buf: &mut Vec<f64>,
-    par: Par,
 ) -> bool {
     let n = net.sizes[l];
     let nl = net.n_free_layers();
     if l == 1 && nl == 1 {
         return false;
     }
-    buf.resize(batch * n, 0.0);
+    buf.resize(rows * n, 0.0);
     let mut accum = Accum::Replace;
     if l >= 2 {
         let m = net.sizes[l - 1];
         matmul(
-            rows_mut(buf, batch, n),
+            rows_mut(buf, rows, n),
             accum,
-            rows(&states[l - 2], batch, m),
-            rows(sums.coupling_matrix(net, l - 1), m, n),
+            self::rows(states[l - 2], rows, m),
+            self::rows(sums.coupling_matrix(net, l - 1), m, n),
             net.gain(l - 1),
-            par,
+            Par::Seq,
         );
         accum = Accum::Add;
     }
     if l < nl {
         let m = net.sizes[l + 1];
         matmul(
-            rows_mut(buf, batch, n),
+            rows_mut(buf, rows, n),
             accum,
-            rows(&states[l], batch, m),
-            rows(sums.coupling_matrix(net, l), n, m).transpose(),
+            self::rows(states[l], rows, m),
+            self::rows(sums.coupling_matrix(net, l), n, m).transpose(),
             net.gain(l),
-            par,
+            Par::Seq,
         );
     }
     true
@@ -593,103 +593,289 @@ enum Rule<'a> {
     Clip(&'a [f64], f64, f64),
     /// The root of the node's scalar equation: smooth diodes.
     Smooth(&'a [f64], f64, f64),
-    /// `t × d[k]`, a per-entry factor (the adjoint's inverse diagonal).
+    /// `t × d[k]`, a per-entry factor (the adjoint's inverse diagonal; `batch × n`,
+    /// indexed by the sample's row in the whole batch).
     Scale(&'a [f64]),
 }
 
-/// The rows of an optional per-sample array, or zeros.
-fn part<'a>(e: Option<&'a [f64]>, row: std::ops::Range<usize>, zeros: &'a [f64]) -> &'a [f64] {
-    match e {
-        Some(e) => &e[row],
-        None => zeros,
-    }
+/// The update of one entry from its drive `t` and per-entry factor `w`.
+#[derive(Clone, Copy)]
+enum PassOp {
+    /// `t × w`.
+    Mul,
+    /// `clip(t × w, lo, hi)`.
+    Clip(f64, f64),
 }
 
-/// `v[j] ← op(j, Σ parts[·][j])` for one row; returns the largest change (NaN wins).
+/// `v[j] ← op(Σ parts[·][j], w[j])` for one row; returns the largest change, NaN
+/// if a voltage or change is not finite. Plain loops (the update, writing the
+/// changes to `dv`, then a four-lane maximum) that the compiler vectorises, compiled
+/// twice: for the baseline instruction set and for AVX2, chosen at run time. (One
+/// loop with `f64::max` and a running maximum stayed scalar.)
 #[inline]
-fn fused_pass(v: &mut [f64], parts: [&[f64]; 4], op: impl Fn(usize, f64) -> f64) -> f64 {
-    let [a, b, c, d] = parts;
-    let mut moved = 0.0f64;
-    for (j, vj) in v.iter_mut().enumerate() {
-        let x = op(j, a[j] + b[j] + c[j] + d[j]);
-        let dv = (x - *vj).abs();
-        moved = if dv > moved || dv.is_nan() { dv } else { moved };
-        *vj = x;
+fn fused_pass(v: &mut [f64], parts: [&[f64]; 4], w: &[f64], dv: &mut Vec<f64>, op: PassOp) -> f64 {
+    let n = v.len();
+    dv.resize(n, 0.0);
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `pass_avx2` needs AVX2, which this CPU has (checked just above).
+        return unsafe { pass_avx2(v, parts, w, &mut dv[..n], op) };
     }
-    moved
+    pass_body(v, parts, w, &mut dv[..n], op)
 }
 
-/// One sweep over both colour classes: each free layer's entries are set by
-/// `rule(l)` from their drive `t` = coupling + bias + `fixed(l)` (per sample row) +
-/// `inj` (last layer). Returns the largest change.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pass_avx2(v: &mut [f64], parts: [&[f64]; 4], w: &[f64], dv: &mut [f64], op: PassOp) -> f64 {
+    pass_body(v, parts, w, dv, op)
+}
+
+#[inline(always)]
+fn pass_body(v: &mut [f64], parts: [&[f64]; 4], w: &[f64], dv: &mut [f64], op: PassOp) -> f64 {
+    let n = v.len();
+    let [a, b, c, d] = parts;
+    let (a, b, c, d, w, dv) = (&a[..n], &b[..n], &c[..n], &d[..n], &w[..n], &mut dv[..n]);
+    match op {
+        PassOp::Mul => {
+            for j in 0..n {
+                let x = (a[j] + b[j] + c[j] + d[j]) * w[j];
+                dv[j] = (x - v[j]).abs();
+                v[j] = x;
+            }
+        }
+        PassOp::Clip(lo, hi) => {
+            for j in 0..n {
+                let x = clip((a[j] + b[j] + c[j] + d[j]) * w[j], lo, hi);
+                dv[j] = (x - v[j]).abs();
+                v[j] = x;
+            }
+        }
+    }
+    max_change(dv)
+}
+
+/// One `(+, −)` row pair of the input layer's SGD step by pairs:
+/// `g± ← clip(g± − r (d1 ∓ c), lo, hi)`, their difference into `di` and both added
+/// to the column sums `acc` (`+` row first, as the sums from scratch add rows).
+/// Compiled for AVX2 too, chosen at run time (see [`fused_pass`]).
 #[allow(clippy::too_many_arguments)]
-fn sweep_once<'f>(
+#[inline]
+fn pair_update(
+    plus: &mut [f64],
+    minus: &mut [f64],
+    d1: &[f64],
+    c: &[f64],
+    di: &mut [f64],
+    acc: &mut [f64],
+    r: f64,
+    lo: f64,
+    hi: f64,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") {
+        // SAFETY: `pair_update_avx2` needs AVX2, which this CPU has (checked above).
+        return unsafe { pair_update_avx2(plus, minus, d1, c, di, acc, r, lo, hi) };
+    }
+    pair_update_body(plus, minus, d1, c, di, acc, r, lo, hi)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(clippy::too_many_arguments)]
+fn pair_update_avx2(
+    plus: &mut [f64],
+    minus: &mut [f64],
+    d1: &[f64],
+    c: &[f64],
+    di: &mut [f64],
+    acc: &mut [f64],
+    r: f64,
+    lo: f64,
+    hi: f64,
+) {
+    pair_update_body(plus, minus, d1, c, di, acc, r, lo, hi)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn pair_update_body(
+    plus: &mut [f64],
+    minus: &mut [f64],
+    d1: &[f64],
+    c: &[f64],
+    di: &mut [f64],
+    acc: &mut [f64],
+    r: f64,
+    lo: f64,
+    hi: f64,
+) {
+    let m = plus.len();
+    let (minus, d1, c, di, acc) = (
+        &mut minus[..m],
+        &d1[..m],
+        &c[..m],
+        &mut di[..m],
+        &mut acc[..m],
+    );
+    for j in 0..m {
+        let p = clip(plus[j] - r * (d1[j] - c[j]), lo, hi);
+        let q = clip(minus[j] - r * (d1[j] + c[j]), lo, hi);
+        plus[j] = p;
+        minus[j] = q;
+        di[j] = p - q;
+        acc[j] = acc[j] + p + q;
+    }
+}
+
+/// The largest entry of `dv` (all ≥ 0 or NaN), NaN if any is infinite or NaN.
+#[inline(always)]
+fn max_change(dv: &[f64]) -> f64 {
+    const LANES: usize = 4;
+    let mut lane = [0.0f64; LANES];
+    // Σ change × 0 per lane: stays 0 unless a change is infinite or NaN.
+    let mut bad = [0.0f64; LANES];
+    let mut chunks = dv.chunks_exact(LANES);
+    for ch in &mut chunks {
+        for k in 0..LANES {
+            lane[k] = if ch[k] > lane[k] { ch[k] } else { lane[k] };
+            bad[k] += ch[k] * 0.0;
+        }
+    }
+    for &x in chunks.remainder() {
+        lane[0] = if x > lane[0] { x } else { lane[0] };
+        bad[0] += x * 0.0;
+    }
+    if bad.iter().any(|&x| x != 0.0) {
+        return f64::NAN;
+    }
+    lane.into_iter().fold(0.0, max_nan)
+}
+
+/// `clip(x, lo, hi)` as selects: a NaN stays NaN (and is reported as a change).
+#[inline]
+fn clip(x: f64, lo: f64, hi: f64) -> f64 {
+    let x = if x < lo { lo } else { x };
+    if x > hi {
+        hi
+    } else {
+        x
+    }
+}
+
+/// The larger of two changes, NaN winning.
+#[inline]
+fn max_nan(a: f64, b: f64) -> f64 {
+    if b > a || b.is_nan() {
+        b
+    } else {
+        a
+    }
+}
+
+/// Samples per block of the relaxation (see [`blocked`]): about `BLOCK_ENTRIES`
+/// voltages of the widest free layer, so that a block's fields stay in a core's cache
+/// through its sweeps.
+const BLOCK_ENTRIES: usize = 16 * 1024;
+
+/// Rows per block for `net`: a function of the layer widths only, so that results
+/// never depend on the number of threads.
+fn block_rows(net: &DenseLayers) -> usize {
+    let widest = net.sizes[1..].iter().copied().max().unwrap_or(1).max(1);
+    (BLOCK_ENTRIES / widest).clamp(4, 64)
+}
+
+/// Runs `body(row0, rows, states)` on blocks of consecutive samples in parallel (the
+/// samples are independent problems: each block sweeps to its own tolerance, with
+/// its working set in cache, instead of streaming the whole batch through memory at
+/// every sweep); `states[l]` is the block's rows of free layer `l + 1`. Returns the
+/// largest sweep count of the blocks.
+fn blocked(
+    net: &DenseLayers,
+    batch: usize,
+    states: &mut [Vec<f64>],
+    par: Parallelism,
+    body: impl Fn(usize, usize, &mut [&mut [f64]]) -> Result<usize> + Sync,
+) -> Result<usize> {
+    let br = block_rows(net);
+    let nb = batch.div_ceil(br);
+    let mut blocks: Vec<Vec<&mut [f64]>> = (0..nb).map(|_| Vec::new()).collect();
+    for (l, s) in states.iter_mut().enumerate() {
+        let n = net.sizes[l + 1];
+        for (b, ch) in s.chunks_mut(br * n).enumerate() {
+            blocks[b].push(ch);
+        }
+    }
+    let n1 = net.sizes[1];
+    with_threads(par, || {
+        let sweeps = blocks
+            .into_par_iter()
+            .enumerate()
+            .map(|(b, mut st)| body(b * br, st[0].len() / n1, &mut st))
+            .collect::<Result<Vec<usize>>>()?;
+        Ok(sweeps.into_iter().max().unwrap_or(0))
+    })
+}
+
+/// One sweep over both colour classes of one block of `rows` samples starting at
+/// sample `row0`: each free layer's entries are set by `rule(l)` from their drive
+/// `t` = coupling + bias + `fixed` (layer 1) + `inj` (last layer), all given for
+/// the block's rows. Returns the largest change.
+#[allow(clippy::too_many_arguments)]
+fn sweep_block<'f>(
     net: &DenseLayers,
     sums: &Sums,
-    states: &mut [Vec<f64>],
-    fixed: Option<&'f [f64]>,
+    states: &mut [&mut [f64]],
+    fixed: Option<&[f64]>,
     bias: &[Vec<f64>],
     inj: Option<&[f64]>,
-    batch: usize,
+    rows: usize,
+    row0: usize,
     buf: &mut Vec<f64>,
-    par: Par,
+    zeros: &[f64],
     rule: &(dyn Fn(usize) -> Rule<'f> + Sync),
 ) -> f64 {
     let nl = net.n_free_layers();
     let mut change = 0.0f64;
+    let mut dv = Vec::new();
+    let dvb = &mut dv;
     for parity in [1usize, 0] {
         for l in (1..=nl).filter(|l| l % 2 == parity) {
             let n = net.sizes[l];
-            let coupled = coupling(net, sums, l, states, batch, buf, par);
-            let cbuf: &[f64] = buf;
-            let b = &bias[l - 1];
+            let coupled = coupling(net, sums, l, states, rows, buf);
+            let b = &bias[l - 1][..];
             let inj = if l == nl { inj } else { None };
             let fixed = if l == 1 { fixed } else { None };
             let rule = rule(l);
-            let zeros = vec![0.0; n];
-            let moved = states[l - 1]
-                .par_chunks_mut(n)
-                .enumerate()
-                .map(|(si, v)| {
-                    let row = si * n..(si + 1) * n;
-                    // t = bias + coupling + fixed + injections (absent parts read as
-                    // zeros, so that the common rules run as one branch-free pass).
-                    let (c, f, i) = (
-                        part(coupled.then_some(cbuf), row.clone(), &zeros),
-                        part(fixed, row.clone(), &zeros),
-                        part(inj, row.clone(), &zeros),
-                    );
-                    let mut moved = 0.0f64;
-                    match rule {
-                        Rule::Linear(inv) => {
-                            moved = fused_pass(v, [b, c, f, i], |j, t| t * inv[j]);
-                        }
-                        Rule::Clip(inv, lo, hi) => {
-                            moved =
-                                fused_pass(v, [b, c, f, i], |j, t| (t * inv[j]).max(lo).min(hi));
-                        }
-                        Rule::Scale(d) => {
-                            let d = &d[row];
-                            moved = fused_pass(v, [b, c, f, i], |j, t| t * d[j]);
-                        }
-                        Rule::Smooth(s, lo, hi) => {
-                            for j in 0..n {
-                                let t = b[j] + c[j] + f[j] + i[j];
-                                let x = node_root(net, s[j], t, lo, hi, v[j]);
-                                let d = (x - v[j]).abs();
-                                moved = if d > moved || d.is_nan() { d } else { moved };
-                                v[j] = x;
-                            }
-                        }
+            let zeros = &zeros[..n];
+            for (si, v) in states[l - 1].chunks_mut(n).enumerate() {
+                let row = si * n..(si + 1) * n;
+                // t = bias + coupling + fixed + injections (absent parts read as
+                // zeros, so that the common rules run as one branch-free pass).
+                let c = if coupled { &buf[row.clone()] } else { zeros };
+                let f = fixed.map_or(zeros, |x| &x[row.clone()]);
+                let i = inj.map_or(zeros, |x| &x[row.clone()]);
+                let moved = match rule {
+                    Rule::Linear(inv) => fused_pass(v, [b, c, f, i], inv, dvb, PassOp::Mul),
+                    Rule::Clip(inv, lo, hi) => {
+                        fused_pass(v, [b, c, f, i], inv, dvb, PassOp::Clip(lo, hi))
                     }
-                    moved
-                })
-                .reduce(|| 0.0, |a, b| if b > a || b.is_nan() { b } else { a });
-            change = if moved > change || moved.is_nan() {
-                moved
-            } else {
-                change
-            };
+                    Rule::Scale(d) => {
+                        let k = row0 + si;
+                        fused_pass(v, [b, c, f, i], &d[k * n..(k + 1) * n], dvb, PassOp::Mul)
+                    }
+                    Rule::Smooth(s, lo, hi) => {
+                        let mut moved = 0.0f64;
+                        for j in 0..n {
+                            let t = b[j] + c[j] + f[j] + i[j];
+                            let x = node_root(net, s[j], t, lo, hi, v[j]);
+                            moved = max_nan(moved, (x - v[j]).abs());
+                            v[j] = x;
+                        }
+                        moved
+                    }
+                };
+                change = max_nan(change, moved);
+            }
         }
     }
     change
@@ -789,20 +975,25 @@ pub fn relax(
             Rule::Clip(inv, lo, hi)
         }
     };
-    let fpar = par.faer();
-    let mut buf = Vec::new();
-    with_threads(par, || {
+    let n1 = net.sizes[1];
+    let nlast = net.sizes[nl];
+    let zeros = vec![0.0; net.sizes[1..].iter().copied().max().unwrap_or(0)];
+    blocked(net, batch, states, par, |row0, rows, st| {
+        let fixed = &d1[row0 * n1..(row0 + rows) * n1];
+        let inj = inj.map(|x| &x[row0 * nlast..(row0 + rows) * nlast]);
+        let mut buf = Vec::new();
         iterate(opts, "dense block coordinate descent", || {
-            sweep_once(
+            sweep_block(
                 net,
                 sums,
-                states,
-                Some(d1),
+                st,
+                Some(fixed),
                 &sums.bias,
                 inj,
-                batch,
+                rows,
+                row0,
                 &mut buf,
-                fpar,
+                &zeros,
                 &rule,
             )
         })
@@ -857,20 +1048,23 @@ pub fn adjoint(
     // λ_j = t_j / diag_j, the diagonal per sample (a node clamped in one sample
     // may be free in another).
     let rule = |l: usize| Rule::Scale(&inv_diag[l - 1]);
-    let fpar = par.faer();
-    let mut buf = Vec::new();
-    let sweeps = with_threads(par, || {
+    let nlast = net.sizes[nl];
+    let zeros = vec![0.0; net.sizes[1..].iter().copied().max().unwrap_or(0)];
+    let sweeps = blocked(net, batch, &mut lam, par, |row0, rows, st| {
+        let rhs = &rhs[row0 * nlast..(row0 + rows) * nlast];
+        let mut buf = Vec::new();
         iterate(opts, "dense adjoint block coordinate descent", || {
-            sweep_once(
+            sweep_block(
                 net,
                 sums,
-                &mut lam,
+                st,
                 None,
                 &zero_bias,
                 Some(rhs),
-                batch,
+                rows,
+                row0,
                 &mut buf,
-                fpar,
+                &zeros,
                 &rule,
             )
         })
@@ -990,18 +1184,7 @@ impl SgdStep {
                             .zip(db.chunks_mut(m))
                         {
                             let (plus, minus) = rows2.split_at_mut(m);
-                            for j in 0..m {
-                                plus[j] = (plus[j] - r * (d1[j] - ci[j])).max(lo).min(hi);
-                                minus[j] = (minus[j] - r * (d1[j] + ci[j])).max(lo).min(hi);
-                                di[j] = plus[j] - minus[j];
-                            }
-                            // row order, as the column sums computed from scratch
-                            for (a, &g) in acc.iter_mut().zip(plus.iter()) {
-                                *a += g;
-                            }
-                            for (a, &g) in acc.iter_mut().zip(minus.iter()) {
-                                *a += g;
-                            }
+                            pair_update(plus, minus, d1, ci, di, &mut acc, r, lo, hi);
                         }
                         acc
                     })

@@ -152,10 +152,18 @@ fn as_network(o: &Owned, lower: Option<HiddenDiode>) -> (Network, Vec<usize>) {
 const GROUND_FOR_TEST: usize = crate::network::GROUND;
 
 fn check_against_direct(sizes: &[usize], lower: Option<HiddenDiode>, seed: u64) {
+    check_against_direct_batch(sizes, lower, seed, 3);
+}
+
+fn check_against_direct_batch(
+    sizes: &[usize],
+    lower: Option<HiddenDiode>,
+    seed: u64,
+    batch: usize,
+) {
     let o = random(sizes, seed);
     let (w, bp, bn) = o.slices();
     let net = view(&o, &w, &bp, &bn, lower);
-    let batch = 3;
     let mut s = seed ^ 0x5a5a;
     let x: Vec<f64> = (0..batch * sizes[0])
         .map(|_| 4.0 * lcg(&mut s) - 2.0)
@@ -208,6 +216,53 @@ fn ideal_and_smooth_diodes_equal_direct_solver() {
         check_against_direct(&[6, 5, 4], d, 3);
         check_against_direct(&[4, 7, 5, 3, 2], d, 4);
     }
+}
+
+#[test]
+fn blocks_of_samples_equal_direct_solver() {
+    // A wide hidden layer makes the relaxation split the batch into blocks of a few
+    // samples (here 16384 / 2000 = 8 rows: blocks of 8, 8 and 5), each swept to the
+    // tolerance on its own: every sample must still be the circuit's equilibrium.
+    let sizes = [6, 2000, 3];
+    let o = random(&sizes, 9);
+    let (w, bp, bn) = o.slices();
+    let net = view(&o, &w, &bp, &bn, None);
+    assert_eq!(super::block_rows(&net), 8);
+    let d = Some(HiddenDiode {
+        source: 0.05,
+        model: DiodeModel::Ideal { v_on: 0.0 },
+    });
+    check_against_direct_batch(&sizes, d, 9, 21);
+    check_against_direct_batch(&sizes, None, 10, 17);
+}
+
+#[test]
+fn non_finite_drive_is_an_error_not_a_clipped_voltage() {
+    // An ideal diode clips a hidden node at its bound; a NaN drive must not be
+    // clipped into a plausible voltage but reported.
+    let sizes = [4, 3, 2];
+    let o = random(&sizes, 5);
+    let (w, bp, bn) = o.slices();
+    let d = Some(HiddenDiode {
+        source: 0.05,
+        model: DiodeModel::Ideal { v_on: 0.0 },
+    });
+    let net = view(&o, &w, &bp, &bn, d);
+    let sums = Sums::new(&net).unwrap();
+    let mut d1 = vec![0.1; 2 * 3];
+    d1[4] = f64::NAN;
+    let mut states = vec![vec![0.0; 2 * 3], vec![0.0; 2 * 2]];
+    let r = relax(
+        &net,
+        &sums,
+        &d1,
+        &mut states,
+        None,
+        2,
+        RelaxOptions::default(),
+        Parallelism::Serial,
+    );
+    assert!(matches!(r, Err(Error::Convergence { .. })), "{r:?}");
 }
 
 #[test]
