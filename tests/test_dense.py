@@ -158,6 +158,30 @@ def test_bad_input_is_a_typed_error():
         DenseDRN(m)
 
 
+def test_a_refused_sgd_step_changes_nothing():
+    """A step the core refuses (here a non-finite rate) is a typed error that leaves
+    the core's conductances and node sums as they were: the next solve and the next
+    valid step give what a fresh core gives."""
+    m = of.models.build("drn-digits-s", seed=4)
+    data = of.datasets.load("digits").subset(16, 4)
+    xin, t = m.input_voltages(data.X_train), np.eye(10)[data.y_train]
+    def loss(v, y):  # squared error: per-sample cost and its gradient
+        return 0.5 * ((v - y) ** 2).sum(1), v - y
+
+    lo, hi = m.g_min * m.g_ref, m.g_max * m.g_ref
+    d, fresh = DenseDRN(m), DenseDRN(m)
+    with pytest.raises(of.InvalidNetworkError, match="finite"):
+        d.sgd_fields(xin, t, "ep", loss, 0.1 * m.g_ref, [np.nan, 1.0], lo, hi)
+    assert np.array_equal(d.solve(xin)[0], fresh.solve(xin)[0])
+    for core in (d, fresh):
+        core.sgd_fields(xin, t, "ep", loss, 0.1 * m.g_ref, [1e-3, 1e-3], lo, hi)
+    for a, b in zip(d._core.conductances()[0], fresh._core.conductances()[0]):
+        assert np.array_equal(a, b)
+    # and the step did move the conductances (by far more than rounding)
+    g0 = np.ascontiguousarray(m.network.conductances[m.weights[0]])
+    assert np.abs(d._core.conductances()[0][0] - g0).max() > 1e-6 * m.g_ref
+
+
 @pytest.mark.parametrize("rule", ["ep", "centered-ep", "exact"])
 def test_training_steps_match_the_general_path(rule):
     """The trainer's dense path and its general path (direct solver) take the same

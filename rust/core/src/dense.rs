@@ -258,8 +258,20 @@ fn check_len(what: &str, got: usize, want: usize) -> Result<()> {
 /// inputs are `(v, −v)` pairs with even columns `qh` (`batch × n_0/2`) and P is zero
 /// on them; row `2i` of the layer's sums gets `−C_i`, row `2i+1` gets `+C_i`.
 fn paired_cross(net: &DenseLayers, qh: &[f64], p1: &[f64], batch: usize, par: Par) -> Vec<f64> {
+    paired_cross_into(Vec::new(), net, qh, p1, batch, par)
+}
+
+/// [`paired_cross`] into the storage of `c` (its values are overwritten).
+fn paired_cross_into(
+    mut c: Vec<f64>,
+    net: &DenseLayers,
+    qh: &[f64],
+    p1: &[f64],
+    batch: usize,
+    par: Par,
+) -> Vec<f64> {
     let (h2, m) = (net.sizes[0] / 2, net.sizes[1]);
-    let mut c = vec![0.0; h2 * m];
+    c.resize(h2 * m, 0.0);
     matmul(
         rows_mut(&mut c, h2, m),
         Accum::Replace,
@@ -530,6 +542,12 @@ impl Sums {
         }
     }
 
+    /// Takes the input layer's pair differences out (leaving these sums unusable
+    /// until replaced), as scratch for the next [`SgdStep::new_in`].
+    pub fn take_pair_diff(&mut self) -> Vec<f64> {
+        std::mem::take(&mut self.pair_diff)
+    }
+
     /// The matrix coupling weight layer `l`'s two sides (`n_l × n_{l+1}`).
     fn coupling_matrix<'a>(&'a self, net: &DenseLayers<'a>, l: usize) -> &'a [f64] {
         if net.is_signed(l) {
@@ -655,7 +673,7 @@ fn pass_body(v: &mut [f64], parts: [&[f64]; 4], w: &[f64], dv: &mut [f64], op: P
 }
 
 /// One `(+, −)` row pair of the input layer's SGD step by pairs:
-/// `g± ← clip(g± − r (d1 ∓ c), lo, hi)`, their difference into `di` and both added
+/// `g± ← clip(g± − r (d1 ∓ c), lo, hi)`, their difference over `c` and both added
 /// to the column sums `acc` (`+` row first, as the sums from scratch add rows).
 /// Compiled for AVX2 too, chosen at run time (see [`fused_pass`]).
 #[allow(clippy::too_many_arguments)]
@@ -664,8 +682,7 @@ fn pair_update(
     plus: &mut [f64],
     minus: &mut [f64],
     d1: &[f64],
-    c: &[f64],
-    di: &mut [f64],
+    c: &mut [f64],
     acc: &mut [f64],
     r: f64,
     lo: f64,
@@ -674,9 +691,9 @@ fn pair_update(
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: `pair_update_avx2` needs AVX2, which this CPU has (checked above).
-        return unsafe { pair_update_avx2(plus, minus, d1, c, di, acc, r, lo, hi) };
+        return unsafe { pair_update_avx2(plus, minus, d1, c, acc, r, lo, hi) };
     }
-    pair_update_body(plus, minus, d1, c, di, acc, r, lo, hi)
+    pair_update_body(plus, minus, d1, c, acc, r, lo, hi)
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -686,14 +703,13 @@ fn pair_update_avx2(
     plus: &mut [f64],
     minus: &mut [f64],
     d1: &[f64],
-    c: &[f64],
-    di: &mut [f64],
+    c: &mut [f64],
     acc: &mut [f64],
     r: f64,
     lo: f64,
     hi: f64,
 ) {
-    pair_update_body(plus, minus, d1, c, di, acc, r, lo, hi)
+    pair_update_body(plus, minus, d1, c, acc, r, lo, hi)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -702,27 +718,20 @@ fn pair_update_body(
     plus: &mut [f64],
     minus: &mut [f64],
     d1: &[f64],
-    c: &[f64],
-    di: &mut [f64],
+    c: &mut [f64],
     acc: &mut [f64],
     r: f64,
     lo: f64,
     hi: f64,
 ) {
     let m = plus.len();
-    let (minus, d1, c, di, acc) = (
-        &mut minus[..m],
-        &d1[..m],
-        &c[..m],
-        &mut di[..m],
-        &mut acc[..m],
-    );
+    let (minus, d1, c, acc) = (&mut minus[..m], &d1[..m], &mut c[..m], &mut acc[..m]);
     for j in 0..m {
         let p = clip(plus[j] - r * (d1[j] - c[j]), lo, hi);
         let q = clip(minus[j] - r * (d1[j] + c[j]), lo, hi);
         plus[j] = p;
         minus[j] = q;
-        di[j] = p - q;
+        c[j] = p - q;
         acc[j] = acc[j] + p + q;
     }
 }
@@ -1102,9 +1111,30 @@ impl SgdStep {
         hi: f64,
         par: Parallelism,
     ) -> Result<Self> {
+        Self::new_in(net, p, q, batch, rates, lo, hi, par, Vec::new())
+    }
+
+    /// [`Self::new`] with `scratch` as the storage of the input layer's products
+    /// (e.g. the previous [`Sums`]' pair differences, [`Sums::take_pair_diff`]),
+    /// so that a training loop allocates no large array per step.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new_in(
+        net: &DenseLayers,
+        p: Field,
+        q: Field,
+        batch: usize,
+        rates: &[f64],
+        lo: f64,
+        hi: f64,
+        par: Parallelism,
+        scratch: Vec<f64>,
+    ) -> Result<Self> {
         let nl = net.n_free_layers();
         if rates.len() != nl {
             return Err(invalid(format!("{nl} weight layers: one rate each")));
+        }
+        if let Some(r) = rates.iter().find(|r| !r.is_finite()) {
+            return Err(invalid(format!("learning rates must be finite, not {r}")));
         }
         let (n0, m) = (net.sizes[0], net.sizes[1]);
         let pair = if p.inputs.is_empty() && lo > 0.0 && hi.is_finite() && !net.is_signed(0) {
@@ -1128,7 +1158,14 @@ impl SgdStep {
         let paired = match pair {
             Some(qh) => {
                 let c = with_threads(par, || {
-                    Ok(paired_cross(net, &qh, &p.states[0], batch, par.faer()))
+                    Ok(paired_cross_into(
+                        scratch,
+                        net,
+                        &qh,
+                        p.states[0],
+                        batch,
+                        par.faer(),
+                    ))
                 })?;
                 let d1 = node_products(&p.states[0], &q.states[0], m);
                 if c.iter().chain(&d1).any(|v| !v.is_finite()) {
@@ -1155,7 +1192,7 @@ impl SgdStep {
     /// the same pass.
     #[allow(clippy::needless_range_loop, clippy::type_complexity)]
     pub fn apply(
-        &self,
+        &mut self,
         weights: &mut [Vec<f64>],
         bias_pos: &mut [Vec<f64>],
         bias_neg: &mut [Vec<f64>],
@@ -1168,29 +1205,24 @@ impl SgdStep {
         }
         with_threads(par, || {
             let mut input = None;
-            if let Some((c, d1)) = &self.paired {
+            if let Some((c, d1)) = &mut self.paired {
+                // C is overwritten by the new pair differences, row by row.
                 let (r, m) = (self.rates[0], d1.len());
-                let mut diff = vec![0.0; c.len()];
                 let pairs = COLSUM_BLOCK / 2;
                 let partials: Vec<Vec<f64>> = weights[0]
                     .par_chunks_mut(COLSUM_BLOCK * m)
-                    .zip(c.par_chunks(pairs * m))
-                    .zip(diff.par_chunks_mut(pairs * m))
-                    .map(|((blk, cb), db)| {
+                    .zip(c.par_chunks_mut(pairs * m))
+                    .map(|(blk, cb)| {
                         let mut acc = vec![0.0; m];
-                        for ((rows2, ci), di) in blk
-                            .chunks_exact_mut(2 * m)
-                            .zip(cb.chunks(m))
-                            .zip(db.chunks_mut(m))
-                        {
+                        for (rows2, ci) in blk.chunks_exact_mut(2 * m).zip(cb.chunks_mut(m)) {
                             let (plus, minus) = rows2.split_at_mut(m);
-                            pair_update(plus, minus, d1, ci, di, &mut acc, r, lo, hi);
+                            pair_update(plus, minus, d1, ci, &mut acc, r, lo, hi);
                         }
                         acc
                     })
                     .collect();
                 let colsum = sum_in_order(partials, m);
-                input = Some((diff, colsum));
+                input = Some((std::mem::take(c), colsum));
             }
             for l in self.first..nl {
                 sgd_apply(&mut weights[l], &self.weights[l], self.rates[l], lo, hi);
@@ -1248,7 +1280,7 @@ pub struct Field<'a> {
     /// Input-layer values (`batch × n_0`), or empty: all zero.
     pub inputs: &'a [f64],
     /// Free-layer values, `states[l−1]` of shape `batch × n_l`.
-    pub states: &'a [Vec<f64>],
+    pub states: &'a [&'a [f64]],
     /// Values at the `+` and `−` bias sources (the same for every sample).
     pub bias: (f64, f64),
 }

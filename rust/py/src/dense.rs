@@ -89,14 +89,28 @@ impl PyDense {
         Ok(s[0])
     }
 
-    fn states_in(&self, states: &[PyReadonlyArray2<'_, f64>]) -> PyResult<(Vec<Vec<f64>>, usize)> {
+    /// The states borrowed (no copy: C-contiguous arrays), and the batch size.
+    fn states_ref<'a>(
+        &self,
+        states: &'a [PyReadonlyArray2<'_, f64>],
+    ) -> PyResult<(Vec<&'a [f64]>, usize)> {
         let mut batch = None;
         for (l, s) in states.iter().enumerate() {
             let n = self.sizes.get(l + 1).copied().unwrap_or(0);
             let b = self.rows(s, n, &format!("state of layer {}", l + 1))?;
             batch = Some(batch.unwrap_or(b));
         }
-        Ok((vecs2(states)?, batch.unwrap_or(0)))
+        let v = states
+            .iter()
+            .map(|x| x.as_slice())
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((v, batch.unwrap_or(0)))
+    }
+
+    /// The states copied (the relaxation writes its result over its warm start).
+    fn states_in(&self, states: &[PyReadonlyArray2<'_, f64>]) -> PyResult<(Vec<Vec<f64>>, usize)> {
+        let (v, batch) = self.states_ref(states)?;
+        Ok((v.into_iter().map(<[f64]>::to_vec).collect(), batch))
     }
 
     fn states_out<'py>(
@@ -184,8 +198,8 @@ impl PyDense {
         hi: f64,
         threads: Option<usize>,
     ) -> PyResult<()> {
-        let (ps, batch) = self.states_in(&p_states)?;
-        let (qs, _) = self.states_in(&q_states)?;
+        let (ps, batch) = self.states_ref(&p_states)?;
+        let (qs, _) = self.states_ref(&q_states)?;
         let qi = q_inputs.as_slice()?;
         let p = Field {
             inputs: &[],
@@ -199,13 +213,35 @@ impl PyDense {
         };
         let par = par(threads);
         let mut step = || -> Result<(), Error> {
-            let plan = self.run(|n| SgdStep::new(n, p, q, batch, &rates, lo, hi, par))?;
-            let input = plan.apply(
+            // The present sums' pair differences serve as storage for the step's
+            // products (no large allocation per step); on error the sums are
+            // recomputed from the unchanged conductances.
+            let scratch = self
+                .sums
+                .as_mut()
+                .map(Sums::take_pair_diff)
+                .unwrap_or_default();
+            let planned =
+                self.run(|n| SgdStep::new_in(n, p, q, batch, &rates, lo, hi, par, scratch));
+            let mut plan = match planned {
+                Ok(plan) => plan,
+                Err(e) => {
+                    self.refresh()?;
+                    return Err(e);
+                }
+            };
+            let input = match plan.apply(
                 &mut self.weights,
                 &mut self.bias_pos,
                 &mut self.bias_neg,
                 par,
-            )?;
+            ) {
+                Ok(input) => input,
+                Err(e) => {
+                    self.refresh()?;
+                    return Err(e);
+                }
+            };
             // valid by construction (checked by SgdStep::new): no second validation
             let sums = self.run(|n| Ok(Sums::new_trusted_with(n, input)))?;
             self.sums = Some(sums);
@@ -356,8 +392,8 @@ impl PyDense {
         States<'py>,
         Vec<(Bound<'py, PyArray1<f64>>, Bound<'py, PyArray1<f64>>)>,
     )> {
-        let (ps, batch) = self.states_in(&p_states)?;
-        let (qs, _) = self.states_in(&q_states)?;
+        let (ps, batch) = self.states_ref(&p_states)?;
+        let (qs, _) = self.states_ref(&q_states)?;
         let pi = p_inputs
             .as_ref()
             .map(|a| a.as_slice())

@@ -11,6 +11,11 @@ struct Owned {
     bn: Vec<Vec<f64>>,
 }
 
+/// Borrowed rows of owned fields, as [`Field`] takes them.
+fn refs(v: &[Vec<f64>]) -> Vec<&[f64]> {
+    v.iter().map(|x| &x[..]).collect()
+}
+
 fn lcg(seed: &mut u64) -> f64 {
     *seed = seed
         .wrapping_mul(6364136223846793005)
@@ -279,12 +284,12 @@ fn branch_products_equal_per_edge_sums() {
     let qs = vec![field(batch * 3), field(batch * 2)];
     let p = Field {
         inputs: &pi,
-        states: &ps,
+        states: &refs(&ps),
         bias: (0.3, -0.2),
     };
     let q = Field {
         inputs: &qi,
-        states: &qs,
+        states: &refs(&qs),
         bias: (1.0, -1.0),
     };
     let (gw, gb) = branch_products(&net, p, q, batch, Parallelism::Serial).unwrap();
@@ -341,12 +346,12 @@ fn adjoint_gives_the_derivative_of_a_linear_readout() {
         let (lam, _) = adjoint(&net, &sums, &st, &c, batch, opts, Parallelism::Serial).unwrap();
         let p = Field {
             inputs: &[],
-            states: &lam,
+            states: &refs(&lam),
             bias: (0.0, 0.0),
         };
         let q = Field {
             inputs: &x,
-            states: &st,
+            states: &refs(&st),
             bias: (VB, -VB),
         };
         let (gw, _) = branch_products(&net, p, q, batch, Parallelism::Serial).unwrap();
@@ -469,7 +474,7 @@ fn layer_gains_solve_the_transformer_coupled_equations() {
     // Per-resistor sums see the branch voltage a v_i − v_j.
     let p = Field {
         inputs: &x,
-        states: &st,
+        states: &refs(&st),
         bias: (VB, -VB),
     };
     let (gw, _) = branch_products(&net, p, p, 1, Parallelism::Serial).unwrap();
@@ -512,7 +517,7 @@ fn paired_inputs_take_the_half_products_with_the_same_results() {
     ];
     let p = Field {
         inputs: &[],
-        states: &st,
+        states: &refs(&st),
         bias: (0.0, 0.0),
     };
     let (gx, _) = branch_products(
@@ -520,7 +525,7 @@ fn paired_inputs_take_the_half_products_with_the_same_results() {
         p,
         Field {
             inputs: &x,
-            states: &st,
+            states: &refs(&st),
             bias: (1.0, -1.0),
         },
         batch,
@@ -532,7 +537,7 @@ fn paired_inputs_take_the_half_products_with_the_same_results() {
         p,
         Field {
             inputs: &y,
-            states: &st,
+            states: &refs(&st),
             bias: (1.0, -1.0),
         },
         batch,
@@ -562,17 +567,17 @@ fn sgd_step_by_pairs_equals_the_stored_sums_step() {
     let qs = vec![field(batch * 5), field(batch * 3)];
     let p = Field {
         inputs: &[],
-        states: &ps,
+        states: &refs(&ps),
         bias: (0.0, 0.0),
     };
     let q = Field {
         inputs: &x,
-        states: &qs,
+        states: &refs(&qs),
         bias: (1.0, -1.0),
     };
     let rates = [0.01, 0.02];
     let (lo, hi) = (0.05, 5.0);
-    let step = SgdStep::new(&net, p, q, batch, &rates, lo, hi, Parallelism::Serial).unwrap();
+    let mut step = SgdStep::new(&net, p, q, batch, &rates, lo, hi, Parallelism::Serial).unwrap();
     assert!(step.paired.is_some(), "exact pairs take the fused path");
     let (mut w1, mut p1, mut n1) = (o.w.clone(), o.bp.clone(), o.bn.clone());
     step.apply(&mut w1, &mut p1, &mut n1, Parallelism::Serial)
