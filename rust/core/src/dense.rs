@@ -1167,7 +1167,7 @@ impl SgdStep {
                         par.faer(),
                     ))
                 })?;
-                let d1 = node_products(&p.states[0], &q.states[0], m);
+                let d1 = node_products(p.states[0], q.states[0], m);
                 if c.iter().chain(&d1).any(|v| !v.is_finite()) {
                     return Err(invalid("the gradient has non-finite entries".into()));
                 }
@@ -1341,7 +1341,7 @@ fn branch_products_from(
         let (pv, qv): (&[f64], &[f64]) = if l == 0 {
             (p.inputs, q.inputs)
         } else {
-            (&p.states[l - 1], &q.states[l - 1])
+            (p.states[l - 1], q.states[l - 1])
         };
         if pv.is_empty() || qv.is_empty() {
             return vec![0.0; n];
@@ -1366,7 +1366,7 @@ fn branch_products_from(
                 if l == 0 {
                     (!f.inputs.is_empty()).then_some(f.inputs)
                 } else {
-                    Some(&f.states[l - 1][..])
+                    Some(f.states[l - 1])
                 }
             }
             let side = |f: &Field<'_>| -> Option<Vec<f64>> {
@@ -1387,7 +1387,7 @@ fn branch_products_from(
                 None
             };
             if let Some(qh) = pair {
-                let c = paired_cross(net, &qh, &p.states[0], batch, fpar);
+                let c = paired_cross(net, &qh, p.states[0], batch, fpar);
                 // P is zero on the inputs, so their diagonal term vanishes: the
                 // upper side's diagonal is added in the same pass.
                 let dn = &diags[1];
@@ -1411,7 +1411,7 @@ fn branch_products_from(
                             rows_mut(&mut g, n, m),
                             accum,
                             rows(&side_l, batch, n).transpose(),
-                            rows(&up_f.states[l], batch, m),
+                            rows(up_f.states[l], batch, m),
                             -net.gain(l),
                             fpar,
                         );
