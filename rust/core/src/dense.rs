@@ -338,7 +338,7 @@ pub fn drive(
                 rows(h, batch, n0 / 2),
                 rows(&sums.pair_diff, n0 / 2, n1),
                 net.gain(0),
-                par.faer(),
+                par.dense(),
             ),
             None => matmul(
                 rows_mut(&mut d, batch, n1),
@@ -346,7 +346,7 @@ pub fn drive(
                 rows(x, batch, n0),
                 rows(net.weights[0], n0, n1),
                 net.gain(0),
-                par.faer(),
+                par.dense(),
             ),
         }
         Ok(())
@@ -1164,7 +1164,7 @@ impl SgdStep {
                         &qh,
                         p.states[0],
                         batch,
-                        par.faer(),
+                        par.dense(),
                     ))
                 })?;
                 let d1 = node_products(p.states[0], q.states[0], m);
@@ -1334,7 +1334,7 @@ fn branch_products_from(
             )?;
         }
     }
-    let fpar = par.faer();
+    let fpar = par.dense();
     // Σ_s p_i q_i for every node of a layer (0: inputs).
     let diag = |l: usize| -> Vec<f64> {
         let n = net.sizes[l];

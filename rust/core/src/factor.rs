@@ -48,6 +48,19 @@ impl Parallelism {
     }
 }
 
+impl Parallelism {
+    /// faer's parallelism for a large dense product (a deep resistive network's
+    /// drive and cross products): every allowed thread. Unlike the sparse
+    /// factorization (see [`Parallelism::faer`]), a dense product of this size
+    /// gains from the second core.
+    pub(crate) fn dense(self) -> Par {
+        match self.n_threads() {
+            0 | 1 => Par::Seq,
+            n => Par::rayon(n),
+        }
+    }
+}
+
 /// Runs `f` in a rayon pool of the allowed size (a one-thread pool for `Serial`),
 /// or in the current pool when it already has that size.
 pub fn with_threads<T: Send>(par: Parallelism, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
