@@ -17,6 +17,12 @@
 //! stays changed costs its column once.
 
 use crate::factor::{Factor, Structure};
+use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Columns of W computed together (the scratch holds this many per free node).
+const GROUP: usize = 8;
 
 /// A column of W = L⁻¹ P U: the values over whole supernodes of one etree path.
 struct Column {
@@ -35,8 +41,9 @@ pub(crate) struct LowRank {
     cols: Vec<Column>,
     /// Lower triangle of WᵀW over the cached columns, row by row.
     gram: Vec<Vec<f64>>,
-    /// Dense scratch over the (permuted) free nodes, kept at zero between uses.
-    work: Vec<f64>,
+    /// Dense scratch over the (permuted) free nodes × [`GROUP`] columns (row-major),
+    /// kept at zero between uses.
+    wide: Vec<f64>,
     y: Vec<f64>,
     mark: Vec<u32>,
     stamp: u32,
@@ -56,7 +63,7 @@ impl LowRank {
             diode_of: Vec::new(),
             cols: Vec::new(),
             gram: Vec::new(),
-            work: vec![0.0; n_free],
+            wide: Vec::new(),
             y: vec![0.0; n_free],
             mark: Vec::new(),
             stamp: 0,
@@ -125,60 +132,102 @@ impl LowRank {
         flops
     }
 
-    /// Computes the column of diode `k` (its end columns `ends` with signs).
-    fn add_column(&mut self, st: &Structure, l: &[f64], k: u32, ends: &[(usize, f64)]) {
-        let idx: Vec<usize> = ends.iter().map(|e| e.0).collect();
-        self.path_of(st, &idx);
-        for &(i, c) in ends {
-            self.work[i] += c;
+    /// Computes the columns of `new` (each: diode, its permuted end columns with
+    /// signs), [`GROUP`] at a time: the supernodes the columns of a group share (the
+    /// top of the tree, most of the work) are read once for the whole group, with
+    /// dense triangular solves and products on the group's active columns.
+    fn add_columns(&mut self, st: &Structure, l: &[f64], new: &[(u32, Vec<(usize, f64)>)]) {
+        let n = self.y.len();
+        if self.wide.len() != n * GROUP {
+            self.wide = vec![0.0; n * GROUP];
         }
-        let mut col = Column {
-            supers: self.path.clone(),
-            offs: Vec::with_capacity(self.path.len()),
-            vals: Vec::new(),
-        };
-        for &s in &self.path {
-            let s = s as usize;
-            let (b, e) = (st.begin[s], st.begin[s + 1]);
-            let nc = e - b;
-            let (nr, blk, rows) = st.block(s, l);
-            // Diagonal block: lower-triangular solve, column by column.
-            let x = &mut self.work[b..e];
-            for c in 0..nc {
-                let xc = x[c] / blk[c + c * nr];
-                x[c] = xc;
-                if xc != 0.0 {
-                    let colv = &blk[c * nr..c * nr + nc];
-                    for r in c + 1..nc {
-                        x[r] -= colv[r] * xc;
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut xt: Vec<f64> = Vec::new();
+        let mut below: Vec<f64> = Vec::new();
+        let mut active: Vec<usize> = Vec::with_capacity(GROUP);
+        for group in new.chunks(GROUP) {
+            let mut cols: Vec<Column> = Vec::with_capacity(group.len());
+            pairs.clear();
+            for (j, (_, ends)) in group.iter().enumerate() {
+                let idx: Vec<usize> = ends.iter().map(|e| e.0).collect();
+                self.path_of(st, &idx);
+                pairs.extend(self.path.iter().map(|&s| (s, j as u32)));
+                for &(i, c) in ends {
+                    self.wide[i * GROUP + j] += c;
+                }
+                cols.push(Column {
+                    supers: self.path.clone(),
+                    offs: Vec::with_capacity(self.path.len()),
+                    vals: Vec::new(),
+                });
+            }
+            pairs.sort_unstable();
+            let mut p = 0;
+            while p < pairs.len() {
+                let s = pairs[p].0 as usize;
+                active.clear();
+                while p < pairs.len() && pairs[p].0 as usize == s {
+                    active.push(pairs[p].1 as usize);
+                    p += 1;
+                }
+                let (b, e) = (st.begin[s], st.begin[s + 1]);
+                let (nc, na) = (e - b, active.len());
+                let (nr, blk, rows) = st.block(s, l);
+                let pl = nr - nc;
+                // The active columns' entries at this supernode, nc × na (column-major).
+                xt.clear();
+                xt.resize(nc * na, 0.0);
+                for (aj, &j) in active.iter().enumerate() {
+                    for c in 0..nc {
+                        let w = &mut self.wide[(b + c) * GROUP + j];
+                        xt[aj * nc + c] = *w;
+                        *w = 0.0;
+                    }
+                }
+                let top = MatRef::from_column_major_slice_with_stride(blk, nc, nc, nr);
+                solve_lower_triangular_in_place(
+                    top,
+                    MatMut::from_column_major_slice_mut(&mut xt, nc, na),
+                    Par::Seq,
+                );
+                for (aj, &j) in active.iter().enumerate() {
+                    let col = &mut cols[j];
+                    col.offs.push(col.vals.len() as u32);
+                    col.vals.extend_from_slice(&xt[aj * nc..(aj + 1) * nc]);
+                }
+                if pl > 0 {
+                    // Rows below the diagonal block: the ancestors' entries.
+                    below.clear();
+                    below.resize(pl * na, 0.0);
+                    let bot = MatRef::from_column_major_slice_with_stride(&blk[nc..], pl, nc, nr);
+                    matmul(
+                        MatMut::from_column_major_slice_mut(&mut below, pl, na),
+                        Accum::Replace,
+                        bot,
+                        MatRef::from_column_major_slice(&xt, nc, na),
+                        1.0,
+                        Par::Seq,
+                    );
+                    for (aj, &j) in active.iter().enumerate() {
+                        for (r, &row) in rows.iter().enumerate() {
+                            self.wide[row as usize * GROUP + j] -= below[aj * pl + r];
+                        }
                     }
                 }
             }
-            let off = col.vals.len();
-            col.offs.push(off as u32);
-            col.vals.extend_from_slice(x);
-            x.iter_mut().for_each(|z| *z = 0.0);
-            // Below the diagonal block: scatter into the ancestors' rows.
-            for c in 0..nc {
-                let xc = col.vals[off + c];
-                if xc != 0.0 {
-                    let colv = &blk[c * nr + nc..(c + 1) * nr];
-                    for (r, &row) in rows.iter().enumerate() {
-                        self.work[row as usize] -= colv[r] * xc;
-                    }
+            for ((k, _), col) in group.iter().zip(cols) {
+                // Gram row: dot products with every cached column and itself.
+                let mut row = Vec::with_capacity(self.cols.len() + 1);
+                for other in &self.cols {
+                    row.push(dot(st, &col, other));
                 }
+                row.push(col.vals.iter().map(|x| x * x).sum());
+                self.gram.push(row);
+                self.slot_of[*k as usize] = self.cols.len() as u32;
+                self.diode_of.push(*k);
+                self.cols.push(col);
             }
         }
-        // Gram row: dot products with every cached column and itself.
-        let mut row = Vec::with_capacity(self.cols.len() + 1);
-        for other in &self.cols {
-            row.push(dot(st, &col, other));
-        }
-        row.push(col.vals.iter().map(|x| x * x).sum());
-        self.gram.push(row);
-        self.slot_of[k as usize] = self.cols.len() as u32;
-        self.diode_of.push(k);
-        self.cols.push(col);
     }
 
     /// Solves (K + U C Uᵀ) x = rhs in place, K being `factor`'s matrix, U the
@@ -195,13 +244,17 @@ impl LowRank {
         rhs: &mut [f64],
     ) -> bool {
         let m = diodes.len();
-        let mut e = Vec::with_capacity(2);
-        for &k in diodes {
-            if self.slot_of[k as usize] == u32::MAX {
-                e.clear();
+        let new: Vec<(u32, Vec<(usize, f64)>)> = diodes
+            .iter()
+            .filter(|&&k| self.slot_of[k as usize] == u32::MAX)
+            .map(|&k| {
+                let mut e = Vec::with_capacity(2);
                 ends(k, &mut e);
-                self.add_column(st, factor.l_values(), k, &e);
-            }
+                (k, e)
+            })
+            .collect();
+        if !new.is_empty() {
+            self.add_columns(st, factor.l_values(), &new);
         }
         // S = C⁻¹ + WᵀW over the changed diodes.
         let slots: Vec<usize> = diodes
