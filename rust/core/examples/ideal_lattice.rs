@@ -3,7 +3,8 @@
 //! lattice, with iteration and factorization counts. For profiling (`perf record`).
 //!
 //! Run: `cargo run --release -p ohmflow-core --example ideal_lattice -- 708 3`
-//! (lattice side, repeats).
+//! (lattice side, repeats; `--ideal-only` skips the linear solve). `OHMFLOW_RHO`
+//! overrides the augmented-Lagrangian penalty (`SolveOptions::rho`, default 1e3).
 
 use ohmflow_core::{solve_batch, DiodeModel, Network, SolveOptions, SourceValue};
 use std::time::Instant;
@@ -58,7 +59,13 @@ fn main() {
     let side: usize = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(300);
     let repeat: usize = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(3);
     let only_ideal = args.iter().any(|a| a == "--ideal-only");
-    let opts = SolveOptions::default();
+    let mut opts = SolveOptions::default();
+    if let Some(r) = std::env::var("OHMFLOW_RHO")
+        .ok()
+        .and_then(|x| x.parse().ok())
+    {
+        opts.rho = r;
+    }
     let ideal = lattice(side, true, 3);
     ideal.compiled().expect("compile");
     let mut lin = lattice(side, false, 3);
