@@ -323,6 +323,7 @@ def run_ideal(lat: Lattice, args, lin: dict) -> dict:
     r["of_ideal"], sol = best(lambda: net.solve(threads=args.threads), args.repeat)
     r["of_iterations"] = int(sol.iterations)
     r["of_factorizations"] = int(sol.factorizations)
+    r["of_low_rank"] = int(getattr(sol, "low_rank_solves", 0))
     v = sol.voltages
     dv = v[lat.anode] - v[lat.cathode]
     i = sol.diode_currents
@@ -648,7 +649,7 @@ def report(res: dict) -> str:
     for r in res["ideal"]:
         rows.append([
             str(r["edges"]), str(r["diodes"]), fmt_t(r["of_ideal"]),
-            f"{r['of_iterations']}/{r['of_factorizations']}",
+            f"{r['of_iterations']}/{r['of_factorizations']}/{r.get('of_low_rank', 0)}",
             fmt_r(r["vs_of_linear"]), fmt_r(r["vs_cholmod_linear"]),
             fmt_e(r["of_complementarity_rel"]), fmt_e(r["of_violation_V"]),
             fmt_t(r.get("osqp")), fmt_r(r.get("osqp_vs_of")), fmt_e(r.get("agree_osqp")),
@@ -657,7 +658,7 @@ def report(res: dict) -> str:
         ])
     out.append("\n(c) 10% ideal diodes; of/lin = ohmflow ideal / linear solve (b); "
                "peer ratios = peer / ohmflow (> 1: ohmflow faster)")
-    out.append(table(["edges", "diodes", "of ideal", "it/fact", "of/lin(of)",
+    out.append(table(["edges", "diodes", "of ideal", "it/fact/lr", "of/lin(of)",
                       "of/lin(CM)", "compl", "viol V", "OSQP", "ratio", "diff",
                       "Clarabel", "ratio", "diff"], rows))
     rows = []
@@ -817,6 +818,8 @@ def main() -> None:
     ap.add_argument("--clarabel-max-edges", type=int, default=200_000)
     ap.add_argument("--spsolve-max-edges", type=int, default=1_100_000)
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--only-c", action="store_true",
+                    help="(a), (b) and (c) without OSQP, Clarabel, spsolve; no (d), no orderings")
     ap.add_argument("--json", default=None)
     ap.add_argument("--plot", default=None)
     ap.add_argument("--_rss", default=None, help=argparse.SUPPRESS)
@@ -825,6 +828,8 @@ def main() -> None:
     if args._rss:
         rss_child(args._rss, args._rss_side, args.threads)
         return
+    if args.only_c:
+        args.osqp_max_edges = args.clarabel_max_edges = args.spsolve_max_edges = 0
     sides = [int(s) for s in (args.sides or (QUICK_SIDES if args.quick else DEFAULT_SIDES))
              .split(",")]
     spice_sides = [int(s) for s in (args.spice_sides or
@@ -856,11 +861,11 @@ def main() -> None:
         res["linear"].append(run_linear(lat, args))
         del lat
     with tempfile.TemporaryDirectory(prefix="ohmflow-bench-") as tmp:
-        for side in spice_sides:
+        for side in [] if args.only_c else spice_sides:
             lat = Lattice(side)
             log(f"[{time.perf_counter() - t_start:6.0f}s] shockley/SPICE, {lat.edges} edges")
             res["shockley"].append(run_shockley(lat, args, Path(tmp)))
-    if sides:
+    if sides and not args.only_c:
         res["orderings"] = run_orderings(Lattice(max(sides)))
     lin, idl, shk = res["linear"], res["ideal"], res["shockley"]
     ex = {}

@@ -77,6 +77,18 @@ def test_cases_cover_conducting_and_blocking_diodes():
     assert mixed >= 10, mixed
 
 
+def test_cases_cover_low_rank_steps():
+    """Most of the networks above solve some Newton steps by a low-rank correction
+    of an earlier factor (diodes that switched since it): the agreement asserted by
+    ``test_random_networks_match_qp`` covers that path, not only refactorizations."""
+    used = 0
+    for seed, n in CASES:
+        sol = build(random_ideal_diode_network(seed, n)).solve()
+        assert sol.low_rank_solves + sol.factorizations <= sol.iterations
+        used += sol.low_rank_solves > 0
+    assert used >= 8, used
+
+
 @pytest.mark.parametrize("seed", range(4))
 def test_many_diodes_match_qp(seed):
     """Dense in diodes (one per node): many active-set changes."""

@@ -731,5 +731,11 @@ class Solution:
         """Numeric factorizations per sample (a linear batch shares one)."""
         return self._out(self._raw["factorizations"])
 
+    @property
+    def low_rank_solves(self) -> Any:
+        """Newton steps per sample solved by a low-rank correction of an earlier
+        factor (a few diodes changed since it) instead of a refactorization."""
+        return self._out(self._raw["low_rank_solves"])
+
     def __repr__(self) -> str:
         return f"Solution(batch={self.batch}, nodes={self._net.n_nodes})"

@@ -5,7 +5,9 @@ use crate::compile::Compiled;
 use crate::error::{Error, Result};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::LltRegularization;
-use faer::sparse::linalg::cholesky::{LltRef, SymbolicCholesky};
+use faer::sparse::linalg::cholesky::supernodal::SupernodalLltRef;
+use faer::sparse::linalg::cholesky::{LltRef, SymbolicCholesky, SymbolicCholeskyRaw};
+use faer::sparse::linalg::triangular_solve;
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Conj, MatMut, Par, Side};
 
@@ -156,6 +158,66 @@ impl<'a> Factor<'a> {
         llt.solve_in_place_with_conj(Conj::No, mat, par, MemStack::new(&mut mem));
     }
 
+    /// The values of L (layout: [`Structure`]).
+    pub(crate) fn l_values(&self) -> &[f64] {
+        &self.l_values
+    }
+
+    /// The fill-reducing permutation (forward, inverse): row i of L is free node
+    /// `forward[i]`; `None` for the identity.
+    pub(crate) fn perm(&self) -> (Option<&'a [u32]>, Option<&'a [u32]>) {
+        match self.symbolic.perm() {
+            Some(p) => {
+                let (f, i) = p.arrays();
+                (Some(f), Some(i))
+            }
+            None => (None, None),
+        }
+    }
+
+    /// Solves L y = rhs in place (permuted order).
+    pub(crate) fn l_solve(&mut self, rhs: &mut [f64]) {
+        debug_assert!(self.valid);
+        let n = rhs.len();
+        let mat = MatMut::from_column_major_slice_mut(rhs, n, 1);
+        match self.symbolic.raw() {
+            SymbolicCholeskyRaw::Supernodal(sym) => SupernodalLltRef::new(sym, &self.l_values)
+                .l_solve_with_conj(Conj::No, mat, self.par, MemStack::new(&mut self.mem)),
+            SymbolicCholeskyRaw::Simplicial(sym) => {
+                triangular_solve::solve_lower_triangular_in_place(
+                    SparseColMatRef::new(sym.factor(), &self.l_values),
+                    Conj::No,
+                    mat,
+                    self.par,
+                )
+            }
+        }
+    }
+
+    /// Solves Lᵀ x = rhs in place (permuted order).
+    pub(crate) fn lt_solve(&mut self, rhs: &mut [f64]) {
+        debug_assert!(self.valid);
+        let n = rhs.len();
+        let mat = MatMut::from_column_major_slice_mut(rhs, n, 1);
+        match self.symbolic.raw() {
+            SymbolicCholeskyRaw::Supernodal(sym) => SupernodalLltRef::new(sym, &self.l_values)
+                .l_transpose_solve_with_conj(Conj::No, mat, self.par, MemStack::new(&mut self.mem)),
+            SymbolicCholeskyRaw::Simplicial(sym) => {
+                triangular_solve::solve_lower_triangular_transpose_in_place(
+                    SparseColMatRef::new(sym.factor(), &self.l_values),
+                    Conj::No,
+                    mat,
+                    self.par,
+                )
+            }
+        }
+    }
+
+    /// The supernodal layout of L (simplicial factors: one column per supernode).
+    pub(crate) fn structure(&self) -> Structure<'a> {
+        Structure::new(self.symbolic)
+    }
+
     /// The values of L (for caching), leaving the factor empty.
     pub fn take_values(&mut self) -> Vec<f64> {
         self.valid = false;
@@ -211,5 +273,115 @@ impl<'a> SharedFactor<'a> {
         let mut mem = MemBuffer::new(self.symbolic.solve_in_place_scratch::<f64>(ncols, par));
         let mat = MatMut::from_column_major_slice_mut(rhs, n, ncols);
         llt.solve_in_place_with_conj(Conj::No, mat, par, MemStack::new(&mut mem));
+    }
+}
+
+/// Supernode starts (and the end), pattern starts and lengths, value starts, rows.
+type Layout<'a> = (Vec<usize>, Vec<usize>, Vec<usize>, Vec<usize>, &'a [u32]);
+
+/// The layout of a Cholesky factor's values as supernodes (a simplicial factor is
+/// one single-column supernode per column): supernode s holds columns
+/// `begin[s]..begin[s + 1]` (permuted order) as a column-major block whose rows are
+/// those columns followed by its pattern (rows below the diagonal block, ascending).
+pub(crate) struct Structure<'a> {
+    pub(crate) begin: Vec<usize>,
+    pat_start: Vec<usize>,
+    pat_len: Vec<usize>,
+    val_start: Vec<usize>,
+    rows: &'a [u32],
+    /// Parent supernode in the elimination tree (`u32::MAX` at a root).
+    pub(crate) parent: Vec<u32>,
+    /// Supernode of each (permuted) column.
+    pub(crate) super_of: Vec<u32>,
+    /// Estimated flops of one numeric factorization.
+    pub(crate) factor_flops: f64,
+}
+
+impl<'a> Structure<'a> {
+    fn new(symbolic: &'a SymbolicCholesky<u32>) -> Self {
+        let (begin, pat_start, pat_len, val_start, rows): Layout<'a> = match symbolic.raw() {
+            SymbolicCholeskyRaw::Supernodal(sym) => {
+                let ns = sym.n_supernodes();
+                let mut begin: Vec<usize> =
+                    sym.supernode_begin().iter().map(|&x| x as usize).collect();
+                begin.push(sym.supernode_end()[ns - 1] as usize);
+                (
+                    begin,
+                    sym.col_ptr_for_row_idx()[..ns]
+                        .iter()
+                        .map(|&x| x as usize)
+                        .collect(),
+                    sym.nnz_per_super()[..ns]
+                        .iter()
+                        .map(|&x| x as usize)
+                        .collect(),
+                    sym.col_ptr_for_val()[..ns]
+                        .iter()
+                        .map(|&x| x as usize)
+                        .collect(),
+                    sym.row_idx(),
+                )
+            }
+            SymbolicCholeskyRaw::Simplicial(sym) => {
+                // Each column stores its diagonal first (faer's convention).
+                let cp = sym.col_ptr();
+                let n = sym.nrows();
+                (
+                    (0..=n).collect(),
+                    (0..n).map(|j| cp[j] as usize + 1).collect(),
+                    (0..n).map(|j| (cp[j + 1] - cp[j]) as usize - 1).collect(),
+                    (0..n).map(|j| cp[j] as usize).collect(),
+                    sym.row_idx(),
+                )
+            }
+        };
+        let ns = begin.len() - 1;
+        let n = begin[ns];
+        let mut super_of = vec![0u32; n];
+        for s in 0..ns {
+            super_of[begin[s]..begin[s + 1]]
+                .iter_mut()
+                .for_each(|x| *x = s as u32);
+        }
+        let mut factor_flops = 0.0;
+        let parent = (0..ns)
+            .map(|s| {
+                let pat = &rows[pat_start[s]..pat_start[s] + pat_len[s]];
+                let (nc, pl) = ((begin[s + 1] - begin[s]) as f64, pat.len() as f64);
+                factor_flops += nc * nc * (nc / 3.0 + pl) + nc * pl * pl;
+                pat.iter().min().map_or(u32::MAX, |&r| super_of[r as usize])
+            })
+            .collect();
+        Structure {
+            begin,
+            pat_start,
+            pat_len,
+            val_start,
+            rows,
+            parent,
+            super_of,
+            factor_flops,
+        }
+    }
+
+    /// Number of supernodes.
+    pub(crate) fn n_super(&self) -> usize {
+        self.begin.len() - 1
+    }
+
+    /// Columns and pattern length of supernode `s`.
+    pub(crate) fn dims(&self, s: usize) -> (usize, usize) {
+        (self.begin[s + 1] - self.begin[s], self.pat_len[s])
+    }
+
+    /// Rows of supernode `s`'s block, its values in `l`, and its pattern.
+    pub(crate) fn block<'l>(&self, s: usize, l: &'l [f64]) -> (usize, &'l [f64], &'a [u32]) {
+        let (nc, pl) = self.dims(s);
+        let nr = nc + pl;
+        (
+            nr,
+            &l[self.val_start[s]..self.val_start[s] + nr * nc],
+            &self.rows[self.pat_start[s]..self.pat_start[s] + pl],
+        )
     }
 }

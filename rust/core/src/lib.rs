@@ -14,6 +14,7 @@ pub mod error;
 pub mod factor;
 pub mod feasibility;
 pub mod layered;
+mod lowrank;
 pub mod mna;
 pub mod network;
 pub mod solve;

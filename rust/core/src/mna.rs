@@ -1077,6 +1077,7 @@ pub(crate) fn solve_batch(
         transformer_currents: vec![0.0; batch * nt],
         iterations: vec![0; batch],
         factorizations: vec![0; batch],
+        low_rank_solves: vec![0; batch],
         kcl_residual: vec![0.0; batch],
     };
     if batch == 0 {

@@ -32,7 +32,8 @@
 
 use crate::compile::{stamp, Compiled};
 use crate::error::{Error, Result};
-use crate::factor::{Factor, Parallelism};
+use crate::factor::{Factor, Parallelism, Structure};
+use crate::lowrank::{LowRank, MAX_RANK};
 use crate::network::{thermal_voltage, DiodeModel, Network, NONE};
 use rayon::prelude::*;
 
@@ -119,6 +120,9 @@ pub struct BatchSolution {
     pub iterations: Vec<u32>,
     /// Numeric factorizations of each sample (linear networks share one).
     pub factorizations: Vec<u32>,
+    /// Newton steps of each sample solved by a low-rank correction of an earlier
+    /// factor instead of a refactorization (a few diodes changed since).
+    pub low_rank_solves: Vec<u32>,
     /// Largest KCL residual over the free nodes of each sample (amperes).
     pub kcl_residual: Vec<f64>,
 }
@@ -437,7 +441,16 @@ struct Workspace<'a> {
     viol_k: Vec<f64>,
     /// How each ideal diode's constraint is treated, and its penalty.
     al: AlState,
-    key: Vec<bool>,
+    /// Diode conductances of the previous Newton step's matrix.
+    prev_g: Vec<f64>,
+    /// Diode conductances in the current factor.
+    fact_g: Vec<f64>,
+    /// Diodes whose conductance differs from the factor's, and the differences.
+    diff: Vec<u32>,
+    coef: Vec<f64>,
+    /// Low-rank corrections of the factor (built on first use).
+    low_rank: Option<LowRank>,
+    structure: Option<Structure<'a>>,
     /// Ideal diodes whose penalty should grow at this multiplier update.
     grow: Vec<u32>,
     /// Junction voltage at which each diode is linearised (junction-limited phase).
@@ -465,7 +478,12 @@ impl<'a> Workspace<'a> {
                 mode: vec![PHR; nd],
                 rho: p.rho.clone(),
             },
-            key: vec![false; nd],
+            prev_g: vec![0.0; nd],
+            fact_g: vec![0.0; nd],
+            diff: Vec::new(),
+            coef: Vec::new(),
+            low_rank: None,
+            structure: None,
             grow: Vec::new(),
             x: vec![0.0; nd],
             has_factor: false,
@@ -476,8 +494,32 @@ impl<'a> Workspace<'a> {
 struct SampleStats {
     iterations: u32,
     factorizations: u32,
+    /// Newton steps solved by a low-rank correction of an older factor.
+    low_rank_solves: u32,
     residual: f64,
 }
+
+/// Weight of a flop of the sparse forward solves (a few columns at a time) against a
+/// flop of the supernodal factorization (dense blocked kernels) when choosing between
+/// a low-rank correction and a refactorization. Measured on the 180k-edge lattice:
+/// the 305 columns of its third Newton step, estimated at 0.98 of a factorization with
+/// this weight, took about as long as one.
+const COLUMN_FLOP_WEIGHT: f64 = 2.0;
+
+/// The first Newton steps of a network without Shockley junctions are full steps (a
+/// primal-dual active-set iteration). The energy is then piecewise quadratic, and a
+/// full step lands on the minimiser of the current active set's quadratic; the exact
+/// line search's damped steps instead leave many diodes barely forward-biased, and the
+/// next active sets zigzag (1M-edge lattice: 1,553 diodes switched on, then 1,375 off,
+/// each a refactorization; with full first steps 21 and then a low-rank correction).
+/// A finite number of non-monotone steps leaves the global convergence of the damped
+/// Newton iteration that follows intact.
+const FULL_STEPS: u32 = 4;
+
+/// A low-rank correction is chosen while its new columns and dense system cost less
+/// than this fraction of a factorization (a fresh factor also makes the later steps'
+/// corrections cheaper, so a tie goes to refactorising).
+const LOW_RANK_BUDGET: f64 = 0.75;
 
 fn voltage_scale(p: &Prepared, v: &[f64]) -> f64 {
     let mut s = 1.0f64;
@@ -531,6 +573,7 @@ fn solve_sample(
     let mut stats = SampleStats {
         iterations: 0,
         factorizations: 0,
+        low_rank_solves: 0,
         residual: 0.0,
     };
     if c.n_free == 0 {
@@ -565,6 +608,8 @@ fn solve_sample(
         let mut prev_res = f64::INFINITY;
         let mut stalls = 0;
         let mut last_changed = true;
+        let mut last_low_rank = false;
+        let mut force_refactor = false;
         let mut last_alpha = 0.0;
         let mut force_step = true;
         let mut best_excess = f64::INFINITY;
@@ -592,8 +637,13 @@ fn solve_sample(
             }
             if res >= 0.5 * prev_res && !last_changed && last_alpha == 1.0 && p.n_shockley == 0 {
                 // A full step with an unchanged matrix solves the piecewise-linear
-                // equations exactly: a residual that does not halve is the rounding floor.
-                stalls += 1;
+                // equations exactly: a residual that does not halve is the rounding floor
+                // (of a fresh factor: a low-rank correction can lose a few digits).
+                if last_low_rank {
+                    force_refactor = true;
+                } else {
+                    stalls += 1;
+                }
                 if stalls >= 2 {
                     if excess <= 1e3 {
                         break;
@@ -628,17 +678,51 @@ fn solve_sample(
                 });
             }
             stats.iterations += 1;
-            // Matrix values: refactorise only when they change.
+            // Matrix values: refactorise only when they change, and only when a
+            // low-rank correction of the current factor would cost more.
             let mut changed = !ws.has_factor || p.n_shockley > 0;
             for k in 0..nd {
-                let on = ws.gd[k] > 0.0;
-                if !matches!(p.kinds[k], Kind::Shockley { .. }) && ws.key[k] != on {
-                    ws.key[k] = on;
+                if !matches!(p.kinds[k], Kind::Shockley { .. }) && ws.prev_g[k] != ws.gd[k] {
+                    ws.prev_g[k] = ws.gd[k];
                     changed = true;
                 }
             }
+            let mut refactor = !ws.has_factor || p.n_shockley > 0 || force_refactor;
+            force_refactor = false;
+            ws.diff.clear();
+            ws.coef.clear();
+            if !refactor {
+                for k in 0..nd {
+                    let s = &c.dio_slots[k];
+                    if ws.gd[k] != ws.fact_g[k] && s.iter().any(|&x| x != NONE) {
+                        ws.diff.push(k as u32);
+                        ws.coef.push(ws.gd[k] - ws.fact_g[k]);
+                    }
+                }
+            }
             let factor = ws.factor.as_mut().expect("free nodes have a factor");
-            if changed {
+            if !ws.diff.is_empty() {
+                refactor = ws.diff.len() > MAX_RANK;
+                if !refactor {
+                    let st = ws.structure.get_or_insert_with(|| factor.structure());
+                    let lr = ws
+                        .low_rank
+                        .get_or_insert_with(|| LowRank::new(nd, c.n_free));
+                    let inv = factor.perm().1;
+                    let flops = lr.new_column_flops(st, &ws.diff, |k, e| {
+                        for x in [net.dio_a[k as usize], net.dio_b[k as usize]] {
+                            let f = c.free_of_node[x as usize];
+                            if f != NONE {
+                                e.push(inv.map_or(f as usize, |p| p[f as usize] as usize));
+                            }
+                        }
+                    });
+                    let m = ws.diff.len() as f64;
+                    refactor = COLUMN_FLOP_WEIGHT * flops + m * m * m / 3.0
+                        > LOW_RANK_BUDGET * st.factor_flops;
+                }
+            }
+            if refactor {
                 ws.values.copy_from_slice(&p.base);
                 for k in 0..nd {
                     if ws.gd[k] != 0.0 {
@@ -646,14 +730,63 @@ fn solve_sample(
                     }
                 }
                 factor.factorize(&ws.values)?;
+                ws.fact_g.copy_from_slice(&ws.gd);
+                if let Some(lr) = ws.low_rank.as_mut() {
+                    lr.clear();
+                }
                 ws.has_factor = true;
                 stats.factorizations += 1;
+                ws.diff.clear();
             }
-            last_changed = changed;
             for (f, &n) in c.node_of_free.iter().enumerate() {
                 ws.rhs[f] = -ws.r[n as usize];
             }
-            factor.solve_in_place(&mut ws.rhs);
+            last_low_rank = false;
+            if !ws.diff.is_empty() {
+                let st = ws.structure.as_ref().expect("built above");
+                let lr = ws.low_rank.as_mut().expect("built above");
+                let inv = factor.perm().1;
+                let ok = lr.solve(
+                    factor,
+                    st,
+                    &ws.diff,
+                    &ws.coef,
+                    |k, e| {
+                        for (x, sign) in
+                            [(net.dio_a[k as usize], 1.0), (net.dio_b[k as usize], -1.0)]
+                        {
+                            let f = c.free_of_node[x as usize];
+                            if f != NONE {
+                                e.push((inv.map_or(f as usize, |p| p[f as usize] as usize), sign));
+                            }
+                        }
+                    },
+                    &mut ws.rhs,
+                );
+                if ok {
+                    last_low_rank = true;
+                    stats.low_rank_solves += 1;
+                } else {
+                    // Too ill-conditioned to trust: refactorise and solve afresh.
+                    ws.values.copy_from_slice(&p.base);
+                    for k in 0..nd {
+                        if ws.gd[k] != 0.0 {
+                            stamp(&mut ws.values, &c.dio_slots[k], ws.gd[k]);
+                        }
+                    }
+                    factor.factorize(&ws.values)?;
+                    ws.fact_g.copy_from_slice(&ws.gd);
+                    lr.clear();
+                    stats.factorizations += 1;
+                    for (f, &n) in c.node_of_free.iter().enumerate() {
+                        ws.rhs[f] = -ws.r[n as usize];
+                    }
+                    factor.solve_in_place(&mut ws.rhs);
+                }
+            } else {
+                factor.solve_in_place(&mut ws.rhs);
+            }
+            last_changed = changed;
             ws.d.iter_mut().for_each(|x| *x = 0.0);
             let mut dmax = 0.0f64;
             for (f, &n) in c.node_of_free.iter().enumerate() {
@@ -665,7 +798,11 @@ fn solve_sample(
                 break;
             }
             force_step = false;
-            let alpha = line_search(p, v, &ws.d, &ws.mu, &ws.al, &ws.inj, opts);
+            let alpha = if p.n_shockley == 0 && stats.iterations <= FULL_STEPS {
+                1.0
+            } else {
+                line_search(p, v, &ws.d, &ws.mu, &ws.al, &ws.inj, opts)
+            };
             last_alpha = alpha;
             for &n in &c.node_of_free {
                 v[n as usize] += alpha * ws.d[n as usize];
@@ -723,10 +860,10 @@ fn solve_sample(
         // contracts by less than 100× per update (a few slow constraints among
         // many fast ones are left to the next updates until they dominate).
         if !ws.grow.is_empty() && viol > 1e-2 * prev_viol {
+            // (The Newton step compares the conductances with the factor's.)
             for &k in &ws.grow {
                 ws.al.rho[k as usize] *= 10.0;
             }
-            ws.has_factor = false;
         }
         outer += 1;
         // The penalty follows the conductance around each diode at the current
@@ -753,7 +890,6 @@ fn solve_sample(
                     let r = (opts.rho * local).max(ws.al.rho[k]);
                     if r.is_finite() && r != ws.al.rho[k] {
                         ws.al.rho[k] = r;
-                        ws.has_factor = false;
                     }
                 }
             }
@@ -1152,6 +1288,7 @@ pub fn solve_batch(
         transformer_currents: vec![],
         iterations: vec![0; batch],
         factorizations: vec![0; batch],
+        low_rank_solves: vec![0; batch],
         kcl_residual: vec![0.0; batch],
     };
     if batch == 0 {
@@ -1287,7 +1424,7 @@ fn solve_nonlinear_batch(
                 ws.al.mode.iter_mut().for_each(|x| *x = PHR);
                 ws.al.rho.copy_from_slice(&p.rho);
                 ws.viol_k.iter_mut().for_each(|x| *x = f64::INFINITY);
-                ws.key.iter_mut().for_each(|x| *x = false);
+                ws.prev_g.iter_mut().for_each(|x| *x = 0.0);
                 for k in 0..nd {
                     ws.mu[k] = match (p.kinds[k], warm) {
                         (Kind::Ideal { .. }, Some(w)) => w.diode_currents[s * nd + k].max(0.0),
@@ -1317,6 +1454,7 @@ fn solve_nonlinear_batch(
         sol.source_currents[s * nv..(s + 1) * nv].copy_from_slice(&o.src);
         sol.iterations[s] = o.stats.iterations;
         sol.factorizations[s] = o.stats.factorizations;
+        sol.low_rank_solves[s] = o.stats.low_rank_solves;
         sol.kcl_residual[s] = o.kcl;
     }
     Ok(())

@@ -575,6 +575,7 @@ impl PyNetwork {
         )?;
         d.set_item("iterations", sol.iterations.into_pyarray(py))?;
         d.set_item("factorizations", sol.factorizations.into_pyarray(py))?;
+        d.set_item("low_rank_solves", sol.low_rank_solves.into_pyarray(py))?;
         d.set_item("kcl_residual", sol.kcl_residual.into_pyarray(py))?;
         Ok(d)
     }

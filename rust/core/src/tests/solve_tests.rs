@@ -1824,3 +1824,75 @@ fn thevenin_estimate_is_exact_for_one_diode_and_one_resistor() {
     let s = solve1(&net);
     assert_close!(s.voltages[2], u, 1e-12);
 }
+
+// ======================================== ideal diodes: low-rank corrections of the factor
+
+/// A side × side lattice of 0.5–2 mS resistors, corners at ±1 V, 10% of the edges
+/// given an ideal diode (v_on = 0) in parallel, randomly oriented (as the benches).
+fn ideal_lattice(side: usize, seed: u64) -> Network {
+    let mut rng = Rng(seed);
+    let mut net = Network::new();
+    let first = net.add_nodes(side * side).unwrap();
+    let id = |r: usize, c: usize| first + r * side + c;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for r in 0..side {
+        for c in 0..side {
+            if c + 1 < side {
+                a.push(id(r, c));
+                b.push(id(r, c + 1));
+            }
+            if r + 1 < side {
+                a.push(id(r, c));
+                b.push(id(r + 1, c));
+            }
+        }
+    }
+    let g: Vec<f64> = a.iter().map(|_| rng.range(0.5e-3, 2e-3)).collect();
+    net.add_resistors(&a, &b, &g).unwrap();
+    let (mut da, mut db) = (Vec::new(), Vec::new());
+    for (&x, &y) in a.iter().zip(&b) {
+        if rng.unif() < 0.1 {
+            let (p, q) = if rng.unif() < 0.5 { (x, y) } else { (y, x) };
+            da.push(p);
+            db.push(q);
+        }
+    }
+    let m = vec![ideal(0.0); da.len()];
+    net.add_diodes(&da, &db, &m).unwrap();
+    net.add_voltage_source(id(0, 0), SourceValue::Fixed(1.0))
+        .unwrap();
+    net.add_voltage_source(id(side - 1, side - 1), SourceValue::Fixed(-1.0))
+        .unwrap();
+    net
+}
+
+#[test]
+fn ideal_lattice_steps_after_the_active_set_settles_reuse_the_factor() {
+    // The first steps switch many diodes (refactorizations); the later ones switch a
+    // few, solved by low-rank corrections of the last factor. The answer must still
+    // satisfy the KKT conditions exactly (KCL with the diode currents, i ≥ 0,
+    // Δv ≤ v_on, complementarity), which make it the unique minimiser, and no
+    // perturbation may lower the energy. Sizes: simplicial (40) and supernodal (160)
+    // factors.
+    for (side, seed) in [(40, 11), (40, 12), (160, 13)] {
+        let net = ideal_lattice(side, seed);
+        let s = solve1(&net);
+        assert!(
+            s.low_rank_solves[0] > 0,
+            "side {side}: no low-rank step ({} iterations, {} factorizations)",
+            s.iterations[0],
+            s.factorizations[0]
+        );
+        assert!(s.factorizations[0] + s.low_rank_solves[0] <= s.iterations[0]);
+        let (res, imax) = kcl(&net, &s.voltages, &s.diode_currents);
+        assert!(res <= 1e-10 * imax, "KCL residual {res:e} of {imax:e}");
+        assert_complementarity(&net, &s.voltages, &s.diode_currents, imax, 1.0);
+        let conducting = s
+            .diode_currents
+            .iter()
+            .filter(|&&i| i > 1e-9 * imax)
+            .count();
+        assert!(conducting > 0 && conducting < net.n_diodes());
+        assert!(check_minimum(&net, &s.voltages, seed) > 0);
+    }
+}

@@ -1,0 +1,406 @@
+//! Low-rank corrections of a Cholesky factor: solves with K + U C Uᵀ on the factor
+//! L Lᵀ = P K Pᵀ of K, without refactorising.
+//!
+//! When a few diodes change their conductance after a factorization, the new matrix
+//! is K + U C Uᵀ, where each column of U is e_a − e_b over the free nodes of a changed
+//! diode and C holds the conductance differences (negative for a diode that stopped
+//! conducting). With W = L⁻¹ P U,
+//!
+//!   P (K + U C Uᵀ) Pᵀ = L (I + W C Wᵀ) Lᵀ,  (I + W C Wᵀ)⁻¹ = I − W (C⁻¹ + WᵀW)⁻¹ Wᵀ,
+//!
+//! so a solve is one forward solve with L, a dense m × m system (m changed diodes),
+//! a correction y − W s and one backward solve: the cost of a plain solve plus the
+//! columns of W. A column of W is a sparse forward solve: its nonzeros lie on the
+//! elimination-tree paths from the diode's two nodes to the root (the supernodes that
+//! are ancestors of their columns), a small part of L on large sparse networks.
+//! Columns are kept across Newton steps until the next factorization, so a diode that
+//! stays changed costs its column once.
+
+use crate::factor::{Factor, Structure};
+use faer::linalg::matmul::matmul;
+use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
+use faer::{Accum, MatMut, MatRef, Par};
+
+/// Columns of W computed together (the scratch holds this many per free node).
+const GROUP: usize = 8;
+
+/// A column of W = L⁻¹ P U: the values over whole supernodes of one etree path.
+struct Column {
+    /// Supernodes of the path, ascending.
+    supers: Vec<u32>,
+    /// Offset of each supernode's values in `vals`.
+    offs: Vec<u32>,
+    vals: Vec<f64>,
+}
+
+/// Columns of W computed since the last factorization, their Gram matrix, scratch.
+pub(crate) struct LowRank {
+    /// Column of each diode (`u32::MAX`: none yet).
+    slot_of: Vec<u32>,
+    diode_of: Vec<u32>,
+    cols: Vec<Column>,
+    /// Lower triangle of WᵀW over the cached columns, row by row.
+    gram: Vec<Vec<f64>>,
+    /// Dense scratch over the (permuted) free nodes × [`GROUP`] columns (row-major),
+    /// kept at zero between uses.
+    wide: Vec<f64>,
+    y: Vec<f64>,
+    mark: Vec<u32>,
+    stamp: u32,
+    path: Vec<u32>,
+    /// Low-rank solves since the last factorization.
+    pub(crate) solves: u32,
+}
+
+/// Largest number of changed diodes handled without refactorising (the dense
+/// system costs m³/3 flops and WᵀW m² sparse dot products).
+pub(crate) const MAX_RANK: usize = 400;
+
+impl LowRank {
+    pub(crate) fn new(n_diodes: usize, n_free: usize) -> Self {
+        LowRank {
+            slot_of: vec![u32::MAX; n_diodes],
+            diode_of: Vec::new(),
+            cols: Vec::new(),
+            gram: Vec::new(),
+            wide: Vec::new(),
+            y: vec![0.0; n_free],
+            mark: Vec::new(),
+            stamp: 0,
+            path: Vec::new(),
+            solves: 0,
+        }
+    }
+
+    /// Forgets the columns (the factor changed).
+    pub(crate) fn clear(&mut self) {
+        for &k in &self.diode_of {
+            self.slot_of[k as usize] = u32::MAX;
+        }
+        self.diode_of.clear();
+        self.cols.clear();
+        self.gram.clear();
+        self.solves = 0;
+    }
+
+    /// Supernodes on the etree paths from the (permuted) columns `ends` to the root,
+    /// ascending, into `self.path`.
+    fn path_of(&mut self, st: &Structure, ends: &[usize]) {
+        if self.mark.len() != st.n_super() {
+            self.mark = vec![0; st.n_super()];
+            self.stamp = 0;
+        }
+        self.stamp = self.stamp.wrapping_add(1);
+        if self.stamp == 0 {
+            self.mark.iter_mut().for_each(|m| *m = 0);
+            self.stamp = 1;
+        }
+        self.path.clear();
+        for &e in ends {
+            let mut s = st.super_of[e];
+            while s != u32::MAX && self.mark[s as usize] != self.stamp {
+                self.mark[s as usize] = self.stamp;
+                self.path.push(s);
+                s = st.parent[s as usize];
+            }
+        }
+        self.path.sort_unstable();
+    }
+
+    /// Estimated flops of computing the columns of `diodes` not cached yet
+    /// (`ends(k)`: the permuted free columns of diode k).
+    pub(crate) fn new_column_flops(
+        &mut self,
+        st: &Structure,
+        diodes: &[u32],
+        ends: impl Fn(u32, &mut Vec<usize>),
+    ) -> f64 {
+        let mut flops = 0.0;
+        let mut e = Vec::with_capacity(2);
+        for &k in diodes {
+            if self.slot_of[k as usize] != u32::MAX {
+                continue;
+            }
+            e.clear();
+            ends(k, &mut e);
+            self.path_of(st, &e);
+            for &s in &self.path {
+                let (nc, pl) = st.dims(s as usize);
+                flops += (nc * (nc + 2 * pl)) as f64;
+            }
+        }
+        flops
+    }
+
+    /// Computes the columns of `new` (each: diode, its permuted end columns with
+    /// signs), [`GROUP`] at a time: the supernodes the columns of a group share (the
+    /// top of the tree, most of the work) are read once for the whole group, with
+    /// dense triangular solves and products on the group's active columns.
+    fn add_columns(&mut self, st: &Structure, l: &[f64], new: &[(u32, Vec<(usize, f64)>)]) {
+        let n = self.y.len();
+        if self.wide.len() != n * GROUP {
+            self.wide = vec![0.0; n * GROUP];
+        }
+        let mut pairs: Vec<(u32, u32)> = Vec::new();
+        let mut xt: Vec<f64> = Vec::new();
+        let mut below: Vec<f64> = Vec::new();
+        let mut active: Vec<usize> = Vec::with_capacity(GROUP);
+        for group in new.chunks(GROUP) {
+            let mut cols: Vec<Column> = Vec::with_capacity(group.len());
+            pairs.clear();
+            for (j, (_, ends)) in group.iter().enumerate() {
+                let idx: Vec<usize> = ends.iter().map(|e| e.0).collect();
+                self.path_of(st, &idx);
+                pairs.extend(self.path.iter().map(|&s| (s, j as u32)));
+                for &(i, c) in ends {
+                    self.wide[i * GROUP + j] += c;
+                }
+                cols.push(Column {
+                    supers: self.path.clone(),
+                    offs: Vec::with_capacity(self.path.len()),
+                    vals: Vec::new(),
+                });
+            }
+            pairs.sort_unstable();
+            let mut p = 0;
+            while p < pairs.len() {
+                let s = pairs[p].0 as usize;
+                active.clear();
+                while p < pairs.len() && pairs[p].0 as usize == s {
+                    active.push(pairs[p].1 as usize);
+                    p += 1;
+                }
+                let (b, e) = (st.begin[s], st.begin[s + 1]);
+                let (nc, na) = (e - b, active.len());
+                let (nr, blk, rows) = st.block(s, l);
+                let pl = nr - nc;
+                // The active columns' entries at this supernode, nc × na (column-major).
+                xt.clear();
+                xt.resize(nc * na, 0.0);
+                for (aj, &j) in active.iter().enumerate() {
+                    for c in 0..nc {
+                        let w = &mut self.wide[(b + c) * GROUP + j];
+                        xt[aj * nc + c] = *w;
+                        *w = 0.0;
+                    }
+                }
+                let top = MatRef::from_column_major_slice_with_stride(blk, nc, nc, nr);
+                solve_lower_triangular_in_place(
+                    top,
+                    MatMut::from_column_major_slice_mut(&mut xt, nc, na),
+                    Par::Seq,
+                );
+                for (aj, &j) in active.iter().enumerate() {
+                    let col = &mut cols[j];
+                    col.offs.push(col.vals.len() as u32);
+                    col.vals.extend_from_slice(&xt[aj * nc..(aj + 1) * nc]);
+                }
+                if pl > 0 {
+                    // Rows below the diagonal block: the ancestors' entries.
+                    below.clear();
+                    below.resize(pl * na, 0.0);
+                    let bot = MatRef::from_column_major_slice_with_stride(&blk[nc..], pl, nc, nr);
+                    matmul(
+                        MatMut::from_column_major_slice_mut(&mut below, pl, na),
+                        Accum::Replace,
+                        bot,
+                        MatRef::from_column_major_slice(&xt, nc, na),
+                        1.0,
+                        Par::Seq,
+                    );
+                    for (aj, &j) in active.iter().enumerate() {
+                        for (r, &row) in rows.iter().enumerate() {
+                            self.wide[row as usize * GROUP + j] -= below[aj * pl + r];
+                        }
+                    }
+                }
+            }
+            for ((k, _), col) in group.iter().zip(cols) {
+                // Gram row: dot products with every cached column and itself.
+                let mut row = Vec::with_capacity(self.cols.len() + 1);
+                for other in &self.cols {
+                    row.push(dot(st, &col, other));
+                }
+                row.push(col.vals.iter().map(|x| x * x).sum());
+                self.gram.push(row);
+                self.slot_of[*k as usize] = self.cols.len() as u32;
+                self.diode_of.push(*k);
+                self.cols.push(col);
+            }
+        }
+    }
+
+    /// Solves (K + U C Uᵀ) x = rhs in place, K being `factor`'s matrix, U the
+    /// columns of `diodes` (`ends(k)`: the permuted free columns of diode k with
+    /// their signs) and C = `coef`. Returns false, leaving `rhs` unspecified, when the
+    /// small system is too ill-conditioned to trust (refactorise instead).
+    pub(crate) fn solve(
+        &mut self,
+        factor: &mut Factor,
+        st: &Structure,
+        diodes: &[u32],
+        coef: &[f64],
+        ends: impl Fn(u32, &mut Vec<(usize, f64)>),
+        rhs: &mut [f64],
+    ) -> bool {
+        let m = diodes.len();
+        let new: Vec<(u32, Vec<(usize, f64)>)> = diodes
+            .iter()
+            .filter(|&&k| self.slot_of[k as usize] == u32::MAX)
+            .map(|&k| {
+                let mut e = Vec::with_capacity(2);
+                ends(k, &mut e);
+                (k, e)
+            })
+            .collect();
+        if !new.is_empty() {
+            self.add_columns(st, factor.l_values(), &new);
+        }
+        // S = C⁻¹ + WᵀW over the changed diodes.
+        let slots: Vec<usize> = diodes
+            .iter()
+            .map(|&k| self.slot_of[k as usize] as usize)
+            .collect();
+        let mut s = vec![0.0; m * m];
+        for i in 0..m {
+            for j in 0..m {
+                let (a, b) = (slots[i].max(slots[j]), slots[i].min(slots[j]));
+                s[i * m + j] = self.gram[a][b];
+            }
+            let inv = 1.0 / coef[i];
+            let sum = s[i * m + i] + inv;
+            // A diode leaving the factor (negative coefficient) cancels its own
+            // penalty: S_kk = uᵀK⁻¹u − 1/|c| is a small difference of two large
+            // numbers. Beyond 1e8 of cancellation the correction loses too many digits.
+            if sum.is_nan() || sum.abs() <= 1e-8 * inv.abs() {
+                return false;
+            }
+            s[i * m + i] = sum;
+        }
+        // Permute, forward solve.
+        let (fwd, _) = factor.perm();
+        let n = rhs.len();
+        for i in 0..n {
+            self.y[i] = rhs[fwd.map_or(i, |f| f[i] as usize)];
+        }
+        factor.l_solve(&mut self.y);
+        let mut t: Vec<f64> = slots
+            .iter()
+            .map(|&c| gather(st, &self.cols[c], &self.y))
+            .collect();
+        if !lu_solve(&mut s, m, &mut t) {
+            return false;
+        }
+        for (i, &c) in slots.iter().enumerate() {
+            scatter_sub(st, &self.cols[c], t[i], &mut self.y);
+        }
+        factor.lt_solve(&mut self.y);
+        let (_, inv) = factor.perm();
+        for i in 0..n {
+            rhs[i] = self.y[inv.map_or(i, |f| f[i] as usize)];
+        }
+        self.solves += 1;
+        rhs.iter().all(|x| x.is_finite())
+    }
+}
+
+/// Dot product of two columns (their paths merge towards the root).
+fn dot(st: &Structure, a: &Column, b: &Column) -> f64 {
+    let (mut i, mut j, mut sum) = (0, 0, 0.0);
+    while i < a.supers.len() && j < b.supers.len() {
+        let (sa, sb) = (a.supers[i], b.supers[j]);
+        if sa < sb {
+            i += 1;
+        } else if sb < sa {
+            j += 1;
+        } else {
+            let nc = st.begin[sa as usize + 1] - st.begin[sa as usize];
+            let (oa, ob) = (a.offs[i] as usize, b.offs[j] as usize);
+            sum += a.vals[oa..oa + nc]
+                .iter()
+                .zip(&b.vals[ob..ob + nc])
+                .map(|(x, y)| x * y)
+                .sum::<f64>();
+            i += 1;
+            j += 1;
+        }
+    }
+    sum
+}
+
+/// wᵀy for a column w.
+fn gather(st: &Structure, w: &Column, y: &[f64]) -> f64 {
+    let mut sum = 0.0;
+    for (&s, &o) in w.supers.iter().zip(&w.offs) {
+        let b = st.begin[s as usize];
+        let nc = st.begin[s as usize + 1] - b;
+        sum += w.vals[o as usize..o as usize + nc]
+            .iter()
+            .zip(&y[b..b + nc])
+            .map(|(x, z)| x * z)
+            .sum::<f64>();
+    }
+    sum
+}
+
+/// y −= a w.
+fn scatter_sub(st: &Structure, w: &Column, a: f64, y: &mut [f64]) {
+    if a == 0.0 {
+        return;
+    }
+    for (&s, &o) in w.supers.iter().zip(&w.offs) {
+        let b = st.begin[s as usize];
+        let nc = st.begin[s as usize + 1] - b;
+        for (z, x) in y[b..b + nc]
+            .iter_mut()
+            .zip(&w.vals[o as usize..o as usize + nc])
+        {
+            *z -= a * x;
+        }
+    }
+}
+
+/// Solves the dense m × m system (row-major, overwritten) by Gaussian elimination with
+/// partial pivoting; false if a pivot vanishes against the matrix's scale.
+fn lu_solve(a: &mut [f64], m: usize, b: &mut [f64]) -> bool {
+    let scale = a.iter().fold(0.0f64, |s, x| s.max(x.abs()));
+    if !(scale.is_finite() && scale > 0.0) {
+        return false;
+    }
+    for k in 0..m {
+        let p = (k..m)
+            .max_by(|&i, &j| a[i * m + k].abs().total_cmp(&a[j * m + k].abs()))
+            .unwrap_or(k);
+        if a[p * m + k].is_nan() || a[p * m + k].abs() <= 1e-14 * scale {
+            return false;
+        }
+        if p != k {
+            for j in 0..m {
+                a.swap(k * m + j, p * m + j);
+            }
+            b.swap(k, p);
+        }
+        let piv = a[k * m + k];
+        for i in k + 1..m {
+            let f = a[i * m + k] / piv;
+            if f != 0.0 {
+                for j in k + 1..m {
+                    a[i * m + j] -= f * a[k * m + j];
+                }
+                b[i] -= f * b[k];
+            }
+        }
+    }
+    for k in (0..m).rev() {
+        let mut x = b[k];
+        for j in k + 1..m {
+            x -= a[k * m + j] * b[j];
+        }
+        b[k] = x / a[k * m + k];
+    }
+    b.iter().all(|x| x.is_finite())
+}
+
+#[cfg(test)]
+#[path = "tests/lowrank_tests.rs"]
+mod tests;
