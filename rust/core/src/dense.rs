@@ -543,7 +543,7 @@ impl Sums {
     }
 
     /// Takes the input layer's pair differences out (leaving these sums unusable
-    /// until replaced), as scratch for the next [`SgdStep::new_in`].
+    /// until replaced), as scratch for the next [`SgdStep::new`].
     pub fn take_pair_diff(&mut self) -> Vec<f64> {
         std::mem::take(&mut self.pair_diff)
     }
@@ -1089,25 +1089,11 @@ pub struct SgdStep {
 impl SgdStep {
     /// Computes and checks the step against the present conductances of `net`: an
     /// error (nothing to apply) if a result would not be finite and positive.
+    /// `scratch` becomes the storage of the input layer's products (e.g. the
+    /// previous [`Sums`]' pair differences, [`Sums::take_pair_diff`], so that a
+    /// training loop allocates no large array per step; or an empty vector).
     #[allow(clippy::too_many_arguments)]
     pub fn new(
-        net: &DenseLayers,
-        p: Field,
-        q: Field,
-        batch: usize,
-        rates: &[f64],
-        lo: f64,
-        hi: f64,
-        par: Parallelism,
-    ) -> Result<Self> {
-        Self::new_in(net, p, q, batch, rates, lo, hi, par, Vec::new())
-    }
-
-    /// [`Self::new`] with `scratch` as the storage of the input layer's products
-    /// (e.g. the previous [`Sums`]' pair differences, [`Sums::take_pair_diff`]),
-    /// so that a training loop allocates no large array per step.
-    #[allow(clippy::too_many_arguments)]
-    pub fn new_in(
         net: &DenseLayers,
         p: Field,
         q: Field,

@@ -221,8 +221,7 @@ impl PyDense {
                 .as_mut()
                 .map(Sums::take_pair_diff)
                 .unwrap_or_default();
-            let planned =
-                self.run(|n| SgdStep::new_in(n, p, q, batch, &rates, lo, hi, par, scratch));
+            let planned = self.run(|n| SgdStep::new(n, p, q, batch, &rates, lo, hi, par, scratch));
             let mut plan = match planned {
                 Ok(plan) => plan,
                 Err(e) => {

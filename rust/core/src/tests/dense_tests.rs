@@ -577,7 +577,18 @@ fn sgd_step_by_pairs_equals_the_stored_sums_step() {
     };
     let rates = [0.01, 0.02];
     let (lo, hi) = (0.05, 5.0);
-    let mut step = SgdStep::new(&net, p, q, batch, &rates, lo, hi, Parallelism::Serial).unwrap();
+    let mut step = SgdStep::new(
+        &net,
+        p,
+        q,
+        batch,
+        &rates,
+        lo,
+        hi,
+        Parallelism::Serial,
+        vec![],
+    )
+    .unwrap();
     assert!(step.paired.is_some(), "exact pairs take the fused path");
     let (mut w1, mut p1, mut n1) = (o.w.clone(), o.bp.clone(), o.bn.clone());
     step.apply(&mut w1, &mut p1, &mut n1, Parallelism::Serial)
@@ -608,6 +619,7 @@ fn sgd_step_by_pairs_equals_the_stored_sums_step() {
         f64::NEG_INFINITY,
         f64::INFINITY,
         Parallelism::Serial,
+        vec![],
     );
     assert!(matches!(r, Err(Error::InvalidInput(_))));
 }
