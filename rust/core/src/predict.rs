@@ -366,3 +366,7 @@ pub(crate) fn kcl_currents(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "tests/predict_tests.rs"]
+mod tests;

@@ -832,13 +832,9 @@ fn solve_sample(
             for &n in &c.node_of_free {
                 v[n as usize] += alpha * ws.d[n as usize];
             }
-            if predict_at_next
-                && stats.iterations == 1
-                && outer == 0
-                && ws.fact_g.iter().all(|&g| g == 0.0)
-            {
-                // The step solved the network with every diode open: refine the
-                // conducting set it predicts before paying for its factorization.
+            if predict_at_next && stats.iterations == 1 && outer == 0 {
+                // The step solved the network with (nearly) every diode open: refine
+                // the conducting set it predicts before paying for its factorization.
                 let mut on: Vec<bool> = (0..nd)
                     .map(|k| match p.kinds[k] {
                         Kind::Ideal { v_on } => {

@@ -1874,8 +1874,9 @@ fn ideal_lattice_steps_after_the_active_set_settles_reuse_the_factor() {
     // Δv ≤ v_on, complementarity), which make it the unique minimiser, and no
     // perturbation may lower the energy. Sizes: simplicial (40) and supernodal (160)
     // factors. (Seeds whose predicted active set (`predict`) is not already final: on
-    // some 40 × 40 lattices, e.g. seed 12, it is, and no low-rank step is needed.)
-    for (side, seed) in [(40, 11), (40, 14), (160, 13)] {
+    // about half of the 40 × 40 lattices, e.g. seeds 11 and 12, it is, and no
+    // low-rank step is needed.)
+    for (side, seed) in [(40, 13), (40, 14), (160, 13)] {
         let net = ideal_lattice(side, seed);
         let s = solve1(&net);
         assert!(
