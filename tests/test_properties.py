@@ -521,9 +521,12 @@ def test_returned_solution_meets_the_documented_rtol():
     # the diode conducts (v1 - v5 = v_on) and carries the 3 -> 5 resistor current
     assert v[1] - v[5] == pytest.approx(0.4375, rel=0.0, abs=1e-12)
     # The documented bound: rtol (1e-12) x the largest current at the node, plus the
-    # rounding floor of the ideal diode's current. That current is computed from the
-    # penalty rho (v_1 - v_5 - v_on), rho = 1e3 x the conductance around the diode,
-    # so it carries about eps x rho x max|v| of rounding (64 eps as in the solver).
+    # rounding floor of the ideal diode's current. A current computed from the
+    # penalty rho (v_1 - v_5 - v_on) carries about eps x rho x max|v| of rounding
+    # (64 eps as in the solver); the floor below takes rho = 1e3 x the conductance
+    # around the diode. The solver's rho is now 1e4 x, but it reports the current of
+    # a conducting diode on a tree of such diodes from KCL (exact to the rounding of
+    # the other currents), so the tighter floor of 1e3 is kept.
     # Before per-node tolerances this case returned 1.4e-11 of the scale.
     rho = 1e3 * max(0.00012340980408667956 + 0.049787068367863944,
                     0.00043074254057568753)

@@ -4,7 +4,7 @@
 //!
 //! Run: `cargo run --release -p ohmflow-core --example ideal_lattice -- 708 3`
 //! (lattice side, repeats; `--ideal-only` skips the linear solve). `OHMFLOW_RHO`
-//! overrides the augmented-Lagrangian penalty (`SolveOptions::rho`, default 1e3).
+//! overrides the augmented-Lagrangian penalty (`SolveOptions::rho`, default 1e4).
 
 use ohmflow_core::{solve_batch, DiodeModel, Network, SolveOptions, SourceValue};
 use std::time::Instant;

@@ -17,6 +17,7 @@ pub mod layered;
 mod lowrank;
 pub mod mna;
 pub mod network;
+mod predict;
 pub mod solve;
 pub mod spice;
 pub mod spice_net;

@@ -20,6 +20,7 @@ use crate::factor::{Factor, Structure};
 use faer::linalg::matmul::matmul;
 use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::{Accum, MatMut, MatRef, Par};
+use rayon::prelude::*;
 
 /// Columns of W computed together (the scratch holds this many per free node).
 const GROUP: usize = 8;
@@ -41,15 +42,22 @@ pub(crate) struct LowRank {
     cols: Vec<Column>,
     /// Lower triangle of WᵀW over the cached columns, row by row.
     gram: Vec<Vec<f64>>,
+    /// Scratch of each thread computing columns (the first also for paths).
+    scratch: Vec<Scratch>,
+    y: Vec<f64>,
+    /// Low-rank solves since the last factorization.
+    pub(crate) solves: u32,
+}
+
+/// Scratch for computing columns.
+#[derive(Default)]
+struct Scratch {
     /// Dense scratch over the (permuted) free nodes × [`GROUP`] columns (row-major),
     /// kept at zero between uses.
     wide: Vec<f64>,
-    y: Vec<f64>,
     mark: Vec<u32>,
     stamp: u32,
     path: Vec<u32>,
-    /// Low-rank solves since the last factorization.
-    pub(crate) solves: u32,
 }
 
 /// Largest number of changed diodes handled without refactorising (the dense
@@ -63,11 +71,8 @@ impl LowRank {
             diode_of: Vec::new(),
             cols: Vec::new(),
             gram: Vec::new(),
-            wide: Vec::new(),
+            scratch: vec![Scratch::default()],
             y: vec![0.0; n_free],
-            mark: Vec::new(),
-            stamp: 0,
-            path: Vec::new(),
             solves: 0,
         }
     }
@@ -82,7 +87,9 @@ impl LowRank {
         self.gram.clear();
         self.solves = 0;
     }
+}
 
+impl Scratch {
     /// Supernodes on the etree paths from the (permuted) columns `ends` to the root,
     /// ascending, into `self.path`.
     fn path_of(&mut self, st: &Structure, ends: &[usize]) {
@@ -107,40 +114,21 @@ impl LowRank {
         self.path.sort_unstable();
     }
 
-    /// Estimated flops of computing the columns of `diodes` not cached yet
-    /// (`ends(k)`: the permuted free columns of diode k).
-    pub(crate) fn new_column_flops(
-        &mut self,
-        st: &Structure,
-        diodes: &[u32],
-        ends: impl Fn(u32, &mut Vec<usize>),
-    ) -> f64 {
-        let mut flops = 0.0;
-        let mut e = Vec::with_capacity(2);
-        for &k in diodes {
-            if self.slot_of[k as usize] != u32::MAX {
-                continue;
-            }
-            e.clear();
-            ends(k, &mut e);
-            self.path_of(st, &e);
-            for &s in &self.path {
-                let (nc, pl) = st.dims(s as usize);
-                flops += (nc * (nc + 2 * pl)) as f64;
-            }
-        }
-        flops
-    }
-
     /// Computes the columns of `new` (each: diode, its permuted end columns with
     /// signs), [`GROUP`] at a time: the supernodes the columns of a group share (the
     /// top of the tree, most of the work) are read once for the whole group, with
     /// dense triangular solves and products on the group's active columns.
-    fn add_columns(&mut self, st: &Structure, l: &[f64], new: &[(u32, Vec<(usize, f64)>)]) {
-        let n = self.y.len();
+    fn columns(
+        &mut self,
+        st: &Structure,
+        l: &[f64],
+        new: &[(u32, Vec<(usize, f64)>)],
+    ) -> Vec<Column> {
+        let n = st.begin[st.n_super()];
         if self.wide.len() != n * GROUP {
             self.wide = vec![0.0; n * GROUP];
         }
+        let mut out = Vec::with_capacity(new.len());
         let mut pairs: Vec<(u32, u32)> = Vec::new();
         let mut xt: Vec<f64> = Vec::new();
         let mut below: Vec<f64> = Vec::new();
@@ -215,18 +203,75 @@ impl LowRank {
                     }
                 }
             }
-            for ((k, _), col) in group.iter().zip(cols) {
-                // Gram row: dot products with every cached column and itself.
-                let mut row = Vec::with_capacity(self.cols.len() + 1);
-                for other in &self.cols {
-                    row.push(dot(st, &col, other));
-                }
-                row.push(col.vals.iter().map(|x| x * x).sum());
-                self.gram.push(row);
-                self.slot_of[*k as usize] = self.cols.len() as u32;
-                self.diode_of.push(*k);
-                self.cols.push(col);
+            out.extend(cols);
+        }
+        out
+    }
+}
+
+impl LowRank {
+    /// Estimated flops of computing the columns of `diodes` not cached yet
+    /// (`ends(k)`: the permuted free columns of diode k).
+    pub(crate) fn new_column_flops(
+        &mut self,
+        st: &Structure,
+        diodes: &[u32],
+        ends: impl Fn(u32, &mut Vec<usize>),
+    ) -> f64 {
+        let mut flops = 0.0;
+        let mut e = Vec::with_capacity(2);
+        for &k in diodes {
+            if self.slot_of[k as usize] != u32::MAX {
+                continue;
             }
+            e.clear();
+            ends(k, &mut e);
+            let sc = &mut self.scratch[0];
+            sc.path_of(st, &e);
+            for &s in &sc.path {
+                let (nc, pl) = st.dims(s as usize);
+                flops += (nc * (nc + 2 * pl)) as f64;
+            }
+        }
+        flops
+    }
+
+    /// Computes and caches the columns of `new` (each: diode, its permuted end
+    /// columns with signs) and their rows of WᵀW. The groups of columns are split
+    /// between the pool's threads (each with its own scratch), and so are the rows of
+    /// WᵀW.
+    fn add_columns(&mut self, st: &Structure, l: &[f64], new: &[(u32, Vec<(usize, f64)>)]) {
+        let groups = new.len().div_ceil(GROUP);
+        let nt = rayon::current_num_threads().min(groups).max(1);
+        while self.scratch.len() < nt {
+            self.scratch.push(Scratch::default());
+        }
+        let chunk = groups.div_ceil(nt) * GROUP;
+        let parts: Vec<Vec<Column>> = self.scratch[..nt]
+            .par_iter_mut()
+            .zip(new.par_chunks(chunk))
+            .map(|(sc, part)| sc.columns(st, l, part))
+            .collect();
+        let fresh: Vec<Column> = parts.into_iter().flatten().collect();
+        let old = &self.cols;
+        // Gram rows: dot products with every cached column, the new ones before it,
+        // and itself.
+        let rows: Vec<Vec<f64>> = (0..fresh.len())
+            .into_par_iter()
+            .map(|i| {
+                let col = &fresh[i];
+                let mut row = Vec::with_capacity(old.len() + i + 1);
+                row.extend(old.iter().map(|o| dot(st, col, o)));
+                row.extend(fresh[..i].iter().map(|o| dot(st, col, o)));
+                row.push(col.vals.iter().map(|x| x * x).sum());
+                row
+            })
+            .collect();
+        for (((k, _), col), row) in new.iter().zip(fresh).zip(rows) {
+            self.gram.push(row);
+            self.slot_of[*k as usize] = self.cols.len() as u32;
+            self.diode_of.push(*k);
+            self.cols.push(col);
         }
     }
 

@@ -1873,8 +1873,10 @@ fn ideal_lattice_steps_after_the_active_set_settles_reuse_the_factor() {
     // satisfy the KKT conditions exactly (KCL with the diode currents, i ≥ 0,
     // Δv ≤ v_on, complementarity), which make it the unique minimiser, and no
     // perturbation may lower the energy. Sizes: simplicial (40) and supernodal (160)
-    // factors.
-    for (side, seed) in [(40, 11), (40, 12), (160, 13)] {
+    // factors. (Seeds whose predicted active set (`predict`) is not already final: on
+    // about half of the 40 × 40 lattices, e.g. seeds 11 and 12, it is, and no
+    // low-rank step is needed.)
+    for (side, seed) in [(40, 13), (40, 14), (160, 13)] {
         let net = ideal_lattice(side, seed);
         let s = solve1(&net);
         assert!(
