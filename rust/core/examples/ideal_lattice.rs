@@ -11,26 +11,14 @@ use std::time::Instant;
 
 #[path = "../benches/common/mod.rs"]
 mod common;
-use common::Rng;
+use common::{grid_edges, Rng};
 
 fn lattice(side: usize, ideal: bool, seed: u64) -> Network {
     let mut rng = Rng(seed);
     let mut net = Network::new();
     let first = net.add_nodes(side * side).expect("nodes");
     let id = |r: usize, c: usize| first + r * side + c;
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for r in 0..side {
-        for c in 0..side - 1 {
-            a.push(id(r, c));
-            b.push(id(r, c + 1));
-        }
-    }
-    for r in 0..side - 1 {
-        for c in 0..side {
-            a.push(id(r, c));
-            b.push(id(r + 1, c));
-        }
-    }
+    let (a, b) = grid_edges(first, side);
     let g: Vec<f64> = (0..a.len()).map(|_| rng.uniform(0.5e-3, 2e-3)).collect();
     net.add_resistors(&a, &b, &g).expect("resistors");
     if ideal {

@@ -29,3 +29,7 @@ pub use network::{DiodeModel, Network, SourceValue, GROUND};
 pub use solve::{
     resistor_currents, solve_batch, BatchSolution, Injections, Method, SolveOptions, Warm,
 };
+
+#[cfg(test)]
+#[path = "tests/util.rs"]
+pub(crate) mod test_util;

@@ -748,14 +748,7 @@ fn solve_sample(
                 }
             }
             if refactor {
-                ws.values.copy_from_slice(&p.base);
-                for k in 0..nd {
-                    if ws.gd[k] != 0.0 {
-                        stamp(&mut ws.values, &c.dio_slots[k], ws.gd[k]);
-                    }
-                }
-                factor.factorize(&ws.values)?;
-                ws.fact_g.copy_from_slice(&ws.gd);
+                restamp_and_factor(p, &mut ws.values, &ws.gd, &mut ws.fact_g, factor)?;
                 if let Some(lr) = ws.low_rank.as_mut() {
                     lr.clear();
                 }
@@ -793,14 +786,7 @@ fn solve_sample(
                     stats.low_rank_solves += 1;
                 } else {
                     // Too ill-conditioned to trust: refactorise and solve afresh.
-                    ws.values.copy_from_slice(&p.base);
-                    for k in 0..nd {
-                        if ws.gd[k] != 0.0 {
-                            stamp(&mut ws.values, &c.dio_slots[k], ws.gd[k]);
-                        }
-                    }
-                    factor.factorize(&ws.values)?;
-                    ws.fact_g.copy_from_slice(&ws.gd);
+                    restamp_and_factor(p, &mut ws.values, &ws.gd, &mut ws.fact_g, factor)?;
                     lr.clear();
                     stats.factorizations += 1;
                     for (f, &n) in c.node_of_free.iter().enumerate() {
@@ -989,6 +975,26 @@ fn solve_sample(
         }
     }
     Ok(stats)
+}
+
+/// The Hessian at the diodes' present conductances `gd` (the resistors' values plus
+/// each diode's branch), factorised; `fact_g` records the conductances it holds.
+fn restamp_and_factor(
+    p: &Prepared,
+    values: &mut [f64],
+    gd: &[f64],
+    fact_g: &mut [f64],
+    factor: &mut Factor,
+) -> Result<()> {
+    values.copy_from_slice(&p.base);
+    for (k, &g) in gd.iter().enumerate() {
+        if g != 0.0 {
+            stamp(values, &p.c.dio_slots[k], g);
+        }
+    }
+    factor.factorize(values)?;
+    fact_g.copy_from_slice(gd);
+    Ok(())
 }
 
 /// SPICE's junction limiting (`pnjlim`), with its initial junction voltage: a

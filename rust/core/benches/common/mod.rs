@@ -15,3 +15,24 @@ impl Rng {
         lo + (hi - lo) * ((self.next_u64() >> 11) as f64 / (1u64 << 53) as f64)
     }
 }
+
+/// The edges of a side × side grid whose node (r, c) is `first + r side + c`: the
+/// horizontal edges row by row, then the vertical ones (ends `a` → `b`).
+#[allow(dead_code)]
+pub fn grid_edges(first: usize, side: usize) -> (Vec<usize>, Vec<usize>) {
+    let id = |r: usize, c: usize| first + r * side + c;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for r in 0..side {
+        for c in 0..side - 1 {
+            a.push(id(r, c));
+            b.push(id(r, c + 1));
+        }
+    }
+    for r in 0..side - 1 {
+        for c in 0..side {
+            a.push(id(r, c));
+            b.push(id(r + 1, c));
+        }
+    }
+    (a, b)
+}

@@ -4,22 +4,8 @@ use super::*;
 use crate::compile::{stamp, Compiled};
 use crate::factor::{Factor, Parallelism};
 use crate::network::{DiodeModel, Network, SourceValue, NONE};
+use crate::test_util::{grid_edges, Rng};
 use faer::sparse::linalg::cholesky::SymbolicCholeskyRaw;
-
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * ((self.next() >> 11) as f64 / (1u64 << 53) as f64)
-    }
-}
 
 /// A side × side lattice of 0.5–2 S resistors, one corner clamped, a diode (ideal,
 /// only its branch matters here) on every third edge, and one diode from the
@@ -29,19 +15,7 @@ fn lattice(side: usize, seed: u64) -> Network {
     let mut net = Network::new();
     let first = net.add_nodes(side * side).unwrap();
     let id = |r: usize, c: usize| first + r * side + c;
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for r in 0..side {
-        for c in 0..side {
-            if c + 1 < side {
-                a.push(id(r, c));
-                b.push(id(r, c + 1));
-            }
-            if r + 1 < side {
-                a.push(id(r, c));
-                b.push(id(r + 1, c));
-            }
-        }
-    }
+    let (a, b) = grid_edges(first, side);
     let g: Vec<f64> = a.iter().map(|_| rng.range(0.5, 2.0)).collect();
     net.add_resistors(&a, &b, &g).unwrap();
     let (mut da, mut db) = (vec![id(0, 0)], vec![id(0, 1)]);

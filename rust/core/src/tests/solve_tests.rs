@@ -3,6 +3,7 @@ use super::*;
 use crate::error::Error;
 use crate::factor::Parallelism;
 use crate::network::{DiodeModel, Network, SourceValue, GROUND};
+use crate::test_util::{grid_edges, Rng};
 use proptest::prelude::*;
 
 // ======================================================================== helpers
@@ -1392,30 +1393,6 @@ fn warm_start_same_answer_no_more_iterations() {
 
 // ======================================================================== properties
 
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        // SplitMix64.
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    fn unif(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-    fn range(&mut self, lo: f64, hi: f64) -> f64 {
-        lo + (hi - lo) * self.unif()
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-    fn log_range(&mut self, lo: f64, hi: f64) -> f64 {
-        (lo.ln() + (hi.ln() - lo.ln()) * self.unif()).exp()
-    }
-}
-
 /// A random connected resistor network with diodes, clamps and current sources.
 fn random_network(seed: u64, kinds: &[u8]) -> Network {
     let mut rng = Rng(seed);
@@ -1718,20 +1695,8 @@ fn shockley_lattice(side: usize) -> Network {
             .wrapping_add(1442695040888963407);
         (state >> 11) as f64 / (1u64 << 53) as f64
     };
-    let id = |r: usize, c: usize| 1 + r * side + c;
-    let (mut a, mut b, mut g) = (vec![], vec![], vec![]);
-    for r in 0..side {
-        for c in 0..side {
-            if c + 1 < side {
-                a.push(id(r, c));
-                b.push(id(r, c + 1));
-            }
-            if r + 1 < side {
-                a.push(id(r, c));
-                b.push(id(r + 1, c));
-            }
-        }
-    }
+    let (a, b) = grid_edges(1, side);
+    let mut g = vec![];
     for _ in 0..a.len() {
         g.push(1.0 / (500.0 + 1500.0 * rnd()));
     }
@@ -1834,19 +1799,7 @@ fn ideal_lattice(side: usize, seed: u64) -> Network {
     let mut net = Network::new();
     let first = net.add_nodes(side * side).unwrap();
     let id = |r: usize, c: usize| first + r * side + c;
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for r in 0..side {
-        for c in 0..side {
-            if c + 1 < side {
-                a.push(id(r, c));
-                b.push(id(r, c + 1));
-            }
-            if r + 1 < side {
-                a.push(id(r, c));
-                b.push(id(r + 1, c));
-            }
-        }
-    }
+    let (a, b) = grid_edges(first, side);
     let g: Vec<f64> = a.iter().map(|_| rng.range(0.5e-3, 2e-3)).collect();
     net.add_resistors(&a, &b, &g).unwrap();
     let (mut da, mut db) = (Vec::new(), Vec::new());
