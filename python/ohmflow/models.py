@@ -86,7 +86,7 @@ _DIGITS_TRAIN = {"epochs": 12, "batch_size": 4, "lr": 20.0, "lr_decay": 0.9, "be
 
 def _mnist_train(hidden: Sequence[int]) -> dict:
     """Training options for MNIST-size presets. Tuned for DRN-1H on Fashion-MNIST
-    (88.65 % test after 30 epochs, see the README): per-layer rates proportional to
+    (88.58 % test after 30 epochs, see the README): per-layer rates proportional to
     the width (measured exact-gradient magnitudes scale as 1/width), batch 128,
     decay 0.95 per epoch. Batch 32 with half the rates reached 88.49 % in 20 epochs
     at four times the cost per epoch (the update of the 1.6M input conductances is
