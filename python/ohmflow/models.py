@@ -89,7 +89,7 @@ def _mnist_train(hidden: Sequence[int]) -> dict:
     (88.58 % test after 30 epochs, see the README): per-layer rates proportional to
     the width (measured exact-gradient magnitudes scale as 1/width), batch 128,
     decay 0.95 per epoch. Batch 32 with half the rates reached 88.49 % in 20 epochs
-    at four times the cost per epoch (the update of the 1.6M input conductances is
+    at 1.4 times the cost per epoch (the update of the 1.6M input conductances is
     paid once per step); batch 256 with twice these rates, 88.31 % after 40. Other
     widths are scaled, not tuned."""
     h = hidden[0]
