@@ -465,6 +465,24 @@ struct Workspace<'a> {
 }
 
 impl<'a> Workspace<'a> {
+    /// [`Prepared::residual`] at `v` with this workspace's multipliers and
+    /// injections (and its augmented-Lagrangian state when `with_al`), into its
+    /// buffers; returns (largest branch current, rounding floor).
+    fn residual(&mut self, p: &Prepared, v: &[f64], with_al: bool, rtol: f64) -> (f64, f64) {
+        let al = with_al.then_some(&self.al);
+        p.residual(
+            v,
+            &self.mu,
+            al,
+            &self.inj,
+            rtol,
+            &mut self.r,
+            &mut self.tol,
+            &mut self.id,
+            &mut self.gd,
+        )
+    }
+
     fn new(p: &Prepared<'a>, par: Parallelism) -> Self {
         let nd = p.net.dio_model.len();
         Workspace {
@@ -591,17 +609,7 @@ fn solve_sample(
         residual: 0.0,
     };
     if c.n_free == 0 {
-        let _ = p.residual(
-            v,
-            &ws.mu,
-            Some(&ws.al),
-            &ws.inj,
-            opts.rtol,
-            &mut ws.r,
-            &mut ws.tol,
-            &mut ws.id,
-            &mut ws.gd,
-        );
+        let _ = ws.residual(p, v, true, opts.rtol);
         for k in 0..nd {
             if let Kind::Ideal { .. } = p.kinds[k] {
                 ws.id[k] = 0.0;
@@ -634,17 +642,7 @@ fn solve_sample(
         let mut best_excess = f64::INFINITY;
         let mut best_at = 0u32;
         loop {
-            let (imax, _) = p.residual(
-                v,
-                &ws.mu,
-                Some(&ws.al),
-                &ws.inj,
-                opts.rtol,
-                &mut ws.r,
-                &mut ws.tol,
-                &mut ws.id,
-                &mut ws.gd,
-            );
+            let (imax, _) = ws.residual(p, v, true, opts.rtol);
             if predicted {
                 // This step's matrix and residual hold the predicted active set
                 // (frozen); from the next step on the constraints are free again.
@@ -1078,17 +1076,7 @@ fn junction_phase(
     let c = p.c;
     let nd = net.dio_model.len();
     // Already converged (e.g. a warm start at the solution): nothing to do.
-    p.residual(
-        v,
-        &ws.mu,
-        None,
-        &ws.inj,
-        opts.rtol,
-        &mut ws.r,
-        &mut ws.tol,
-        &mut ws.id,
-        &mut ws.gd,
-    );
+    ws.residual(p, v, false, opts.rtol);
     if residual_excess(c, &ws.r, &ws.tol).1 <= 1.0 {
         return Ok(());
     }
