@@ -770,7 +770,7 @@ fn max_nan(a: f64, b: f64) -> f64 {
     }
 }
 
-/// Samples per block of the relaxation (see [`blocked`]): about `BLOCK_ENTRIES`
+/// Samples per block of the relaxation (see [`sweep_blocks`]): about `BLOCK_ENTRIES`
 /// voltages of the widest free layer, so that a block's fields stay in a core's cache
 /// through its sweeps.
 const BLOCK_ENTRIES: usize = 16 * 1024;
@@ -782,17 +782,24 @@ fn block_rows(net: &DenseLayers) -> usize {
     (BLOCK_ENTRIES / widest).clamp(4, 64)
 }
 
-/// Runs `body(row0, rows, states)` on blocks of consecutive samples in parallel (the
-/// samples are independent problems: each block sweeps to its own tolerance, with
-/// its working set in cache, instead of streaming the whole batch through memory at
-/// every sweep); `states[l]` is the block's rows of free layer `l + 1`. Returns the
-/// largest sweep count of the blocks.
-fn blocked(
+/// Block coordinate descent to `opts`' stop on blocks of consecutive samples in
+/// parallel (the samples are independent problems: each block sweeps to its own
+/// tolerance, with its working set in cache, instead of streaming the whole batch
+/// through memory at every sweep); `fixed` (layer 1) and `inj` (last layer) are per
+/// sample, as in [`sweep_block`]. Returns the largest sweep count of the blocks.
+#[allow(clippy::too_many_arguments)]
+fn sweep_blocks<'f>(
     net: &DenseLayers,
+    sums: &Sums,
     batch: usize,
     states: &mut [Vec<f64>],
+    fixed: Option<&[f64]>,
+    bias: &[Vec<f64>],
+    inj: Option<&[f64]>,
+    rule: &(dyn Fn(usize) -> Rule<'f> + Sync),
+    opts: RelaxOptions,
+    what: &str,
     par: Parallelism,
-    body: impl Fn(usize, usize, &mut [&mut [f64]]) -> Result<usize> + Sync,
 ) -> Result<usize> {
     let br = block_rows(net);
     let nb = batch.div_ceil(br);
@@ -803,12 +810,23 @@ fn blocked(
             blocks[b].push(ch);
         }
     }
-    let n1 = net.sizes[1];
+    let (n1, nlast) = (net.sizes[1], net.sizes[net.n_free_layers()]);
+    let zeros = vec![0.0; net.sizes[1..].iter().copied().max().unwrap_or(0)];
     with_threads(par, || {
         let sweeps = blocks
             .into_par_iter()
             .enumerate()
-            .map(|(b, mut st)| body(b * br, st[0].len() / n1, &mut st))
+            .map(|(b, mut st)| {
+                let (row0, rows) = (b * br, st[0].len() / n1);
+                let fixed = fixed.map(|x| &x[row0 * n1..(row0 + rows) * n1]);
+                let inj = inj.map(|x| &x[row0 * nlast..(row0 + rows) * nlast]);
+                let mut buf = Vec::new();
+                iterate(opts, what, || {
+                    sweep_block(
+                        net, sums, &mut st, fixed, bias, inj, rows, row0, &mut buf, &zeros, rule,
+                    )
+                })
+            })
             .collect::<Result<Vec<usize>>>()?;
         Ok(sweeps.into_iter().max().unwrap_or(0))
     })
@@ -973,29 +991,19 @@ pub fn relax(
             Rule::Clip(inv, lo, hi)
         }
     };
-    let n1 = net.sizes[1];
-    let nlast = net.sizes[nl];
-    let zeros = vec![0.0; net.sizes[1..].iter().copied().max().unwrap_or(0)];
-    blocked(net, batch, states, par, |row0, rows, st| {
-        let fixed = &d1[row0 * n1..(row0 + rows) * n1];
-        let inj = inj.map(|x| &x[row0 * nlast..(row0 + rows) * nlast]);
-        let mut buf = Vec::new();
-        iterate(opts, "dense block coordinate descent", || {
-            sweep_block(
-                net,
-                sums,
-                st,
-                Some(fixed),
-                &sums.bias,
-                inj,
-                rows,
-                row0,
-                &mut buf,
-                &zeros,
-                &rule,
-            )
-        })
-    })
+    sweep_blocks(
+        net,
+        sums,
+        batch,
+        states,
+        Some(d1),
+        &sums.bias,
+        inj,
+        &rule,
+        opts,
+        "dense block coordinate descent",
+        par,
+    )
 }
 
 /// Adjoint of the equilibrium for a cost with gradient `rhs` (`batch × n_L`) at
@@ -1046,27 +1054,19 @@ pub fn adjoint(
     // λ_j = t_j / diag_j, the diagonal per sample (a node clamped in one sample
     // may be free in another).
     let rule = |l: usize| Rule::Scale(&inv_diag[l - 1]);
-    let nlast = net.sizes[nl];
-    let zeros = vec![0.0; net.sizes[1..].iter().copied().max().unwrap_or(0)];
-    let sweeps = blocked(net, batch, &mut lam, par, |row0, rows, st| {
-        let rhs = &rhs[row0 * nlast..(row0 + rows) * nlast];
-        let mut buf = Vec::new();
-        iterate(opts, "dense adjoint block coordinate descent", || {
-            sweep_block(
-                net,
-                sums,
-                st,
-                None,
-                &zero_bias,
-                Some(rhs),
-                rows,
-                row0,
-                &mut buf,
-                &zeros,
-                &rule,
-            )
-        })
-    })?;
+    let sweeps = sweep_blocks(
+        net,
+        sums,
+        batch,
+        &mut lam,
+        None,
+        &zero_bias,
+        Some(rhs),
+        &rule,
+        opts,
+        "dense adjoint block coordinate descent",
+        par,
+    )?;
     Ok((lam, sweeps))
 }
 
