@@ -897,7 +897,12 @@ fn sweep_block<'f>(
     change
 }
 
-fn check_states(net: &DenseLayers, states: &[Vec<f64>], batch: usize, what: &str) -> Result<()> {
+fn check_states<S: AsRef<[f64]>>(
+    net: &DenseLayers,
+    states: &[S],
+    batch: usize,
+    what: &str,
+) -> Result<()> {
     let nl = net.n_free_layers();
     if states.len() != nl {
         return Err(invalid(format!(
@@ -908,7 +913,7 @@ fn check_states(net: &DenseLayers, states: &[Vec<f64>], batch: usize, what: &str
     for (l, s) in states.iter().enumerate() {
         check_len(
             &format!("{what} of layer {}", l + 1),
-            s.len(),
+            s.as_ref().len(),
             batch * net.sizes[l + 1],
         )?;
     }
@@ -1014,7 +1019,7 @@ pub fn relax(
 pub fn adjoint(
     net: &DenseLayers,
     sums: &Sums,
-    states: &[Vec<f64>],
+    states: &[&[f64]],
     rhs: &[f64],
     batch: usize,
     opts: RelaxOptions,

@@ -221,20 +221,17 @@ impl PyDense {
                 .as_mut()
                 .map(Sums::take_pair_diff)
                 .unwrap_or_default();
-            let planned = self.run(|n| SgdStep::new(n, p, q, batch, &rates, lo, hi, par, scratch));
-            let mut plan = match planned {
-                Ok(plan) => plan,
-                Err(e) => {
-                    self.refresh()?;
-                    return Err(e);
-                }
-            };
-            let input = match plan.apply(
-                &mut self.weights,
-                &mut self.bias_pos,
-                &mut self.bias_neg,
-                par,
-            ) {
+            let stepped = self
+                .run(|n| SgdStep::new(n, p, q, batch, &rates, lo, hi, par, scratch))
+                .and_then(|mut plan| {
+                    plan.apply(
+                        &mut self.weights,
+                        &mut self.bias_pos,
+                        &mut self.bias_neg,
+                        par,
+                    )
+                });
+            let input = match stepped {
                 Ok(input) => input,
                 Err(e) => {
                     self.refresh()?;
@@ -357,7 +354,7 @@ impl PyDense {
     ) -> PyResult<(States<'py>, usize)> {
         let nl = self.sizes.len() - 1;
         let batch = self.rows(&rhs, self.sizes[nl], "adjoint right-hand side")?;
-        let (s, _) = self.states_in(&states)?;
+        let (s, _) = self.states_ref(&states)?;
         let r = rhs.as_slice()?;
         let opts = RelaxOptions {
             tol,

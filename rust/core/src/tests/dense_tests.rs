@@ -343,7 +343,16 @@ fn adjoint_gives_the_derivative_of_a_linear_readout() {
             ..Default::default()
         };
         let cval = st[1].iter().zip(&c).map(|(v, c)| v * c).sum();
-        let (lam, _) = adjoint(&net, &sums, &st, &c, batch, opts, Parallelism::Serial).unwrap();
+        let (lam, _) = adjoint(
+            &net,
+            &sums,
+            &refs(&st),
+            &c,
+            batch,
+            opts,
+            Parallelism::Serial,
+        )
+        .unwrap();
         let p = Field {
             inputs: &[],
             states: &refs(&lam),
