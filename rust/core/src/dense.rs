@@ -34,6 +34,7 @@
 use crate::error::{Error, Result};
 use crate::factor::{with_threads, Parallelism};
 use crate::network::DiodeModel;
+use crate::simd::with_avx2;
 use faer::linalg::matmul::matmul;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
@@ -623,36 +624,6 @@ enum PassOp {
     Mul,
     /// `clip(t × w, lo, hi)`.
     Clip(f64, f64),
-}
-
-/// Defines `$name` with the given body (plain loops), compiled twice: for AVX2,
-/// used when the CPU has it, and for the baseline instruction set. The compiler
-/// vectorises such loops four doubles wide instead of two.
-macro_rules! with_avx2 {
-    ($(#[$m:meta])* fn $name:ident / $avx:ident / $body:ident ($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $block:block) => {
-        #[allow(clippy::too_many_arguments)]
-        #[inline(always)]
-        fn $body($($arg: $ty),*) $(-> $ret)? $block
-
-        $(#[$m])*
-        #[allow(clippy::too_many_arguments)]
-        #[inline]
-        fn $name($($arg: $ty),*) $(-> $ret)? {
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: `$avx` only needs AVX2, which this CPU has (checked above).
-                return unsafe { $avx($($arg),*) };
-            }
-            $body($($arg),*)
-        }
-
-        #[cfg(target_arch = "x86_64")]
-        #[target_feature(enable = "avx2")]
-        #[allow(clippy::too_many_arguments)]
-        fn $avx($($arg: $ty),*) $(-> $ret)? {
-            $body($($arg),*)
-        }
-    };
 }
 
 /// `v[j] ← op(Σ parts[·][j], w[j])` for one row; returns the largest change, NaN

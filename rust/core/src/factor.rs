@@ -3,11 +3,10 @@
 
 use crate::compile::Compiled;
 use crate::error::{Error, Result};
+use crate::trisolve::{self, Plan, Scratch};
 use faer::dyn_stack::{MemBuffer, MemStack};
 use faer::linalg::cholesky::llt::factor::LltRegularization;
-use faer::sparse::linalg::cholesky::supernodal::SupernodalLltRef;
 use faer::sparse::linalg::cholesky::{LltRef, SymbolicCholesky, SymbolicCholeskyRaw};
-use faer::sparse::linalg::triangular_solve;
 use faer::sparse::{SparseColMatRef, SymbolicSparseColMatRef};
 use faer::{Conj, MatMut, Par, Side};
 
@@ -84,6 +83,12 @@ pub struct Factor<'a> {
     l_values: Vec<f64>,
     mem: MemBuffer,
     par: Par,
+    /// Threads the single right-hand-side solves may use.
+    threads: usize,
+    /// Supernodal layout and the two-thread split of the solves (built on first use).
+    layout: Option<(Structure<'a>, Plan)>,
+    y: Vec<f64>,
+    scratch: Scratch,
     valid: bool,
 }
 
@@ -94,6 +99,7 @@ impl<'a> Factor<'a> {
             .symbolic
             .as_ref()
             .expect("Factor::new needs at least one free node");
+        let threads = par.n_threads();
         let par = par.faer();
         let req = symbolic
             .factorize_numeric_llt_scratch::<f64>(par, Default::default())
@@ -104,6 +110,10 @@ impl<'a> Factor<'a> {
             l_values: vec![0.0; symbolic.len_val()],
             mem: MemBuffer::new(req),
             par,
+            threads,
+            layout: None,
+            y: Vec::new(),
+            scratch: Scratch::default(),
             valid: false,
         }
     }
@@ -139,13 +149,35 @@ impl<'a> Factor<'a> {
         Ok(())
     }
 
-    /// Solves K x = rhs in place (one right-hand side).
+    /// Solves K x = rhs in place (one right-hand side; see [`crate::trisolve`]).
     pub fn solve_in_place(&mut self, rhs: &mut [f64]) {
         debug_assert!(self.valid);
-        let llt = LltRef::<'_, u32, f64>::new(self.symbolic, &self.l_values);
-        let n = rhs.len();
-        let mat = MatMut::from_column_major_slice_mut(rhs, n, 1);
-        llt.solve_in_place_with_conj(Conj::No, mat, self.par, MemStack::new(&mut self.mem));
+        let mut y = std::mem::take(&mut self.y);
+        y.resize(rhs.len(), 0.0);
+        match self.perm().0 {
+            Some(fwd) => y
+                .iter_mut()
+                .zip(fwd)
+                .for_each(|(y, &f)| *y = rhs[f as usize]),
+            None => y.copy_from_slice(rhs),
+        }
+        self.l_solve(&mut y);
+        self.lt_solve(&mut y);
+        match self.perm().0 {
+            Some(fwd) => y.iter().zip(fwd).for_each(|(&y, &f)| rhs[f as usize] = y),
+            None => rhs.copy_from_slice(&y),
+        }
+        self.y = y;
+    }
+
+    /// The factor's layout and the solves' split, built on first use.
+    fn layout(&mut self) -> &(Structure<'a>, Plan) {
+        let symbolic = self.symbolic;
+        self.layout.get_or_insert_with(|| {
+            let st = Structure::new(symbolic);
+            let plan = Plan::new(&st);
+            (st, plan)
+        })
     }
 
     /// Solves K X = RHS for a column-major block of right-hand sides (scratch allocated here).
@@ -178,39 +210,31 @@ impl<'a> Factor<'a> {
     /// Solves L y = rhs in place (permuted order).
     pub(crate) fn l_solve(&mut self, rhs: &mut [f64]) {
         debug_assert!(self.valid);
-        let n = rhs.len();
-        let mat = MatMut::from_column_major_slice_mut(rhs, n, 1);
-        match self.symbolic.raw() {
-            SymbolicCholeskyRaw::Supernodal(sym) => SupernodalLltRef::new(sym, &self.l_values)
-                .l_solve_with_conj(Conj::No, mat, self.par, MemStack::new(&mut self.mem)),
-            SymbolicCholeskyRaw::Simplicial(sym) => {
-                triangular_solve::solve_lower_triangular_in_place(
-                    SparseColMatRef::new(sym.factor(), &self.l_values),
-                    Conj::No,
-                    mat,
-                    self.par,
-                )
-            }
-        }
+        self.layout();
+        let (st, plan) = self.layout.as_ref().expect("built above");
+        trisolve::l_solve(
+            st,
+            plan,
+            &self.l_values,
+            rhs,
+            self.threads,
+            &mut self.scratch,
+        );
     }
 
     /// Solves Lᵀ x = rhs in place (permuted order).
     pub(crate) fn lt_solve(&mut self, rhs: &mut [f64]) {
         debug_assert!(self.valid);
-        let n = rhs.len();
-        let mat = MatMut::from_column_major_slice_mut(rhs, n, 1);
-        match self.symbolic.raw() {
-            SymbolicCholeskyRaw::Supernodal(sym) => SupernodalLltRef::new(sym, &self.l_values)
-                .l_transpose_solve_with_conj(Conj::No, mat, self.par, MemStack::new(&mut self.mem)),
-            SymbolicCholeskyRaw::Simplicial(sym) => {
-                triangular_solve::solve_lower_triangular_transpose_in_place(
-                    SparseColMatRef::new(sym.factor(), &self.l_values),
-                    Conj::No,
-                    mat,
-                    self.par,
-                )
-            }
-        }
+        self.layout();
+        let (st, plan) = self.layout.as_ref().expect("built above");
+        trisolve::lt_solve(
+            st,
+            plan,
+            &self.l_values,
+            rhs,
+            self.threads,
+            &mut self.scratch,
+        );
     }
 
     /// The supernodal layout of L (simplicial factors: one column per supernode).

@@ -18,9 +18,11 @@ mod lowrank;
 pub mod mna;
 pub mod network;
 mod predict;
+mod simd;
 pub mod solve;
 pub mod spice;
 pub mod spice_net;
+mod trisolve;
 
 pub use adjoint::{adjoint_batch, AdjointSolution};
 pub use error::{Error, Result};

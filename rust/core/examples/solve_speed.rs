@@ -1,0 +1,62 @@
+//! Times one factorization and repeated single right-hand-side solves of the 1M-edge
+//! lattice (the solves the ideal-diode iteration repeats).
+use ohmflow_core::factor::Factor;
+use ohmflow_core::{Network, Parallelism, SourceValue};
+use std::time::Instant;
+
+#[path = "../benches/common/mod.rs"]
+mod common;
+use common::{grid_edges, Rng};
+
+fn main() {
+    let side: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(708);
+    let mut rng = Rng(3);
+    let mut net = Network::new();
+    let first = net.add_nodes(side * side).unwrap();
+    let (a, b) = grid_edges(first, side);
+    let g: Vec<f64> = (0..a.len()).map(|_| rng.uniform(0.5e-3, 2e-3)).collect();
+    net.add_resistors(&a, &b, &g).unwrap();
+    net.add_voltage_source(first, SourceValue::Fixed(1.0))
+        .unwrap();
+    let c = net.compiled().unwrap();
+    let mut values = vec![0.0; c.nnz()];
+    for (k, s) in c.res_slots.iter().enumerate() {
+        for (i, sg) in [(0, 1.0), (1, 1.0), (2, -1.0)] {
+            if s[i] != u32::MAX {
+                values[s[i] as usize] += sg * g[k];
+            }
+        }
+    }
+    println!(
+        "n_free {} nnz(L) {} ({:.0} MB)",
+        c.n_free,
+        c.factor_len(),
+        c.factor_len() as f64 * 8e-6
+    );
+    let mut f = Factor::new(&c, Parallelism::default());
+    let mut f1 = Factor::new(&c, Parallelism::Serial);
+    f1.factorize(&values).unwrap();
+    let t = Instant::now();
+    f.factorize(&values).unwrap();
+    println!("factor {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    let mut rhs: Vec<f64> = (0..c.n_free)
+        .map(|i| ((i * 7919) % 13) as f64 - 6.0)
+        .collect();
+    let mut best = f64::INFINITY;
+    for _ in 0..10 {
+        let t = Instant::now();
+        f.solve_in_place(&mut rhs);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!("solve, default threads {:.1} ms (best of 10)", best * 1e3);
+    let mut best = f64::INFINITY;
+    for _ in 0..10 {
+        let t = Instant::now();
+        f1.solve_in_place(&mut rhs);
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    println!("solve, one thread {:.1} ms (best of 10)", best * 1e3);
+}
