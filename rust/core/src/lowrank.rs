@@ -22,8 +22,12 @@ use faer::linalg::triangular_solve::solve_lower_triangular_in_place;
 use faer::{Accum, MatMut, MatRef, Par};
 use rayon::prelude::*;
 
-/// Columns of W computed together (the scratch holds this many per free node).
-const GROUP: usize = 8;
+/// Columns of W computed together: the supernodes a group's paths share (the top of
+/// the tree) are read once per group, with dense products over the group's columns.
+/// 1M-edge lattice, 308 columns on two threads: 8 per group 57 ms, 16: 36 ms, 32:
+/// 30 ms, 64: 36 ms (with the scratch over the group's supernodes only; over every
+/// free node, 8 per group took 86 ms).
+const GROUP: usize = 32;
 
 /// A column of W = L⁻¹ P U: the values over whole supernodes of one etree path.
 struct Column {
@@ -45,16 +49,32 @@ pub(crate) struct LowRank {
     /// Scratch of each thread computing columns (the first also for paths).
     scratch: Vec<Scratch>,
     y: Vec<f64>,
+    /// The last dense system S = C⁻¹ + WᵀW, LU-factorised, its columns' slots and
+    /// coefficients (the Newton steps after a change of active set reuse it).
+    lu: Lu,
     /// Low-rank solves since the last factorization.
     pub(crate) solves: u32,
+}
+
+/// An LU factorization of the dense system and what it was built for.
+#[derive(Default)]
+struct Lu {
+    slots: Vec<usize>,
+    coef: Vec<f64>,
+    a: Vec<f64>,
+    piv: Vec<usize>,
 }
 
 /// Scratch for computing columns.
 #[derive(Default)]
 struct Scratch {
-    /// Dense scratch over the (permuted) free nodes × [`GROUP`] columns (row-major),
-    /// kept at zero between uses.
+    /// Dense scratch over the columns of a group's supernodes × [`GROUP`] columns
+    /// (row-major), kept at zero between uses.
     wide: Vec<f64>,
+    /// Offset of each supernode's columns in `wide` (valid for the current group's
+    /// supernodes), and those supernodes.
+    base: Vec<u32>,
+    union: Vec<u32>,
     mark: Vec<u32>,
     stamp: u32,
     path: Vec<u32>,
@@ -73,6 +93,7 @@ impl LowRank {
             gram: Vec::new(),
             scratch: vec![Scratch::default()],
             y: vec![0.0; n_free],
+            lu: Lu::default(),
             solves: 0,
         }
     }
@@ -85,6 +106,7 @@ impl LowRank {
         self.diode_of.clear();
         self.cols.clear();
         self.gram.clear();
+        self.lu = Lu::default();
         self.solves = 0;
     }
 }
@@ -124,9 +146,8 @@ impl Scratch {
         l: &[f64],
         new: &[(u32, Vec<(usize, f64)>)],
     ) -> Vec<Column> {
-        let n = st.begin[st.n_super()];
-        if self.wide.len() != n * GROUP {
-            self.wide = vec![0.0; n * GROUP];
+        if self.base.len() != st.n_super() {
+            self.base = vec![u32::MAX; st.n_super()];
         }
         let mut out = Vec::with_capacity(new.len());
         let mut pairs: Vec<(u32, u32)> = Vec::new();
@@ -140,9 +161,6 @@ impl Scratch {
                 let idx: Vec<usize> = ends.iter().map(|e| e.0).collect();
                 self.path_of(st, &idx);
                 pairs.extend(self.path.iter().map(|&s| (s, j as u32)));
-                for &(i, c) in ends {
-                    self.wide[i * GROUP + j] += c;
-                }
                 cols.push(Column {
                     supers: self.path.clone(),
                     offs: Vec::with_capacity(self.path.len()),
@@ -150,6 +168,28 @@ impl Scratch {
                 });
             }
             pairs.sort_unstable();
+            // The dense scratch holds the columns of the group's supernodes only.
+            self.union.clear();
+            self.union.extend(pairs.iter().map(|p| p.0));
+            self.union.dedup();
+            let mut len = 0u32;
+            for &s in &self.union {
+                self.base[s as usize] = len;
+                len += (st.begin[s as usize + 1] - st.begin[s as usize]) as u32;
+            }
+            if self.wide.len() < len as usize * GROUP {
+                self.wide.resize(len as usize * GROUP, 0.0);
+            }
+            let (base, sup) = (&self.base, &st.super_of);
+            let loc = |i: usize| {
+                let s = sup[i] as usize;
+                (base[s] as usize + i - st.begin[s]) * GROUP
+            };
+            for (j, (_, ends)) in group.iter().enumerate() {
+                for &(i, c) in ends {
+                    self.wide[loc(i) + j] += c;
+                }
+            }
             let mut p = 0;
             while p < pairs.len() {
                 let s = pairs[p].0 as usize;
@@ -165,9 +205,10 @@ impl Scratch {
                 // The active columns' entries at this supernode, nc × na (column-major).
                 xt.clear();
                 xt.resize(nc * na, 0.0);
+                let wb = loc(b);
                 for (aj, &j) in active.iter().enumerate() {
                     for c in 0..nc {
-                        let w = &mut self.wide[(b + c) * GROUP + j];
+                        let w = &mut self.wide[wb + c * GROUP + j];
                         xt[aj * nc + c] = *w;
                         *w = 0.0;
                     }
@@ -198,7 +239,7 @@ impl Scratch {
                     );
                     for (aj, &j) in active.iter().enumerate() {
                         for (r, &row) in rows.iter().enumerate() {
-                            self.wide[row as usize * GROUP + j] -= below[aj * pl + r];
+                            self.wide[loc(row as usize) + j] -= below[aj * pl + r];
                         }
                     }
                 }
@@ -253,20 +294,7 @@ impl LowRank {
             .map(|(sc, part)| sc.columns(st, l, part))
             .collect();
         let fresh: Vec<Column> = parts.into_iter().flatten().collect();
-        let old = &self.cols;
-        // Gram rows: dot products with every cached column, the new ones before it,
-        // and itself.
-        let rows: Vec<Vec<f64>> = (0..fresh.len())
-            .into_par_iter()
-            .map(|i| {
-                let col = &fresh[i];
-                let mut row = Vec::with_capacity(old.len() + i + 1);
-                row.extend(old.iter().map(|o| dot(st, col, o)));
-                row.extend(fresh[..i].iter().map(|o| dot(st, col, o)));
-                row.push(col.vals.iter().map(|x| x * x).sum());
-                row
-            })
-            .collect();
+        let rows = gram_rows(st, &self.cols, &fresh);
         for (((k, _), col), row) in new.iter().zip(fresh).zip(rows) {
             self.gram.push(row);
             self.slot_of[*k as usize] = self.cols.len() as u32;
@@ -306,21 +334,43 @@ impl LowRank {
             .iter()
             .map(|&k| self.slot_of[k as usize] as usize)
             .collect();
-        let mut s = vec![0.0; m * m];
-        for i in 0..m {
-            for j in 0..m {
-                let (a, b) = (slots[i].max(slots[j]), slots[i].min(slots[j]));
-                s[i * m + j] = self.gram[a][b];
+        let same = self.lu.slots == slots
+            && self.lu.coef.len() == m
+            && self
+                .lu
+                .coef
+                .iter()
+                .zip(coef)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !same {
+            let mut s = vec![0.0; m * m];
+            for i in 0..m {
+                for j in 0..m {
+                    let (a, b) = (slots[i].max(slots[j]), slots[i].min(slots[j]));
+                    s[i * m + j] = self.gram[a][b];
+                }
+                let inv = 1.0 / coef[i];
+                let sum = s[i * m + i] + inv;
+                // A diode leaving the factor (negative coefficient) cancels its own
+                // penalty: S_kk = uᵀK⁻¹u − 1/|c| is a small difference of two large
+                // numbers. Beyond 1e8 of cancellation the correction loses too many
+                // digits.
+                if sum.is_nan() || sum.abs() <= 1e-8 * inv.abs() {
+                    return false;
+                }
+                s[i * m + i] = sum;
             }
-            let inv = 1.0 / coef[i];
-            let sum = s[i * m + i] + inv;
-            // A diode leaving the factor (negative coefficient) cancels its own
-            // penalty: S_kk = uᵀK⁻¹u − 1/|c| is a small difference of two large
-            // numbers. Beyond 1e8 of cancellation the correction loses too many digits.
-            if sum.is_nan() || sum.abs() <= 1e-8 * inv.abs() {
+            let mut piv = vec![0; m];
+            self.lu = Lu::default();
+            if !lu_factor(&mut s, m, &mut piv) {
                 return false;
             }
-            s[i * m + i] = sum;
+            self.lu = Lu {
+                slots: slots.clone(),
+                coef: coef.to_vec(),
+                a: s,
+                piv,
+            };
         }
         // Permute, forward solve.
         let (fwd, _) = factor.perm();
@@ -333,7 +383,7 @@ impl LowRank {
             .iter()
             .map(|&c| gather(st, &self.cols[c], &self.y))
             .collect();
-        if !lu_solve(&mut s, m, &mut t) {
+        if !lu_apply(&self.lu.a, m, &self.lu.piv, &mut t) {
             return false;
         }
         for (i, &c) in slots.iter().enumerate() {
@@ -347,30 +397,6 @@ impl LowRank {
         self.solves += 1;
         rhs.iter().all(|x| x.is_finite())
     }
-}
-
-/// Dot product of two columns (their paths merge towards the root).
-fn dot(st: &Structure, a: &Column, b: &Column) -> f64 {
-    let (mut i, mut j, mut sum) = (0, 0, 0.0);
-    while i < a.supers.len() && j < b.supers.len() {
-        let (sa, sb) = (a.supers[i], b.supers[j]);
-        if sa < sb {
-            i += 1;
-        } else if sb < sa {
-            j += 1;
-        } else {
-            let nc = st.begin[sa as usize + 1] - st.begin[sa as usize];
-            let (oa, ob) = (a.offs[i] as usize, b.offs[j] as usize);
-            sum += a.vals[oa..oa + nc]
-                .iter()
-                .zip(&b.vals[ob..ob + nc])
-                .map(|(x, y)| x * y)
-                .sum::<f64>();
-            i += 1;
-            j += 1;
-        }
-    }
-    sum
 }
 
 /// wᵀy for a column w.
@@ -405,9 +431,10 @@ fn scatter_sub(st: &Structure, w: &Column, a: f64, y: &mut [f64]) {
     }
 }
 
-/// Solves the dense m × m system (row-major, overwritten) by Gaussian elimination with
-/// partial pivoting; false if a pivot vanishes against the matrix's scale.
-fn lu_solve(a: &mut [f64], m: usize, b: &mut [f64]) -> bool {
+/// LU factorization with partial pivoting of the dense m × m matrix `a` (row-major,
+/// overwritten by the multipliers and U; `piv[k]`: the row swapped with k at step
+/// k); false if a pivot vanishes against the matrix's scale.
+fn lu_factor(a: &mut [f64], m: usize, piv: &mut [usize]) -> bool {
     let scale = a.iter().fold(0.0f64, |s, x| s.max(x.abs()));
     if !(scale.is_finite() && scale > 0.0) {
         return false;
@@ -419,20 +446,41 @@ fn lu_solve(a: &mut [f64], m: usize, b: &mut [f64]) -> bool {
         if a[p * m + k].is_nan() || a[p * m + k].abs() <= 1e-14 * scale {
             return false;
         }
+        piv[k] = p;
         if p != k {
             for j in 0..m {
                 a.swap(k * m + j, p * m + j);
             }
-            b.swap(k, p);
         }
         let piv = a[k * m + k];
-        for i in k + 1..m {
-            let f = a[i * m + k] / piv;
+        let (top, below) = a.split_at_mut((k + 1) * m);
+        let row_k = &top[k * m + k + 1..(k + 1) * m];
+        for row in below.chunks_exact_mut(m) {
+            let f = row[k] / piv;
+            row[k] = f;
             if f != 0.0 {
-                for j in k + 1..m {
-                    a[i * m + j] -= f * a[k * m + j];
+                for (x, &u) in row[k + 1..].iter_mut().zip(row_k) {
+                    *x -= f * u;
                 }
-                b[i] -= f * b[k];
+            }
+        }
+    }
+    true
+}
+
+/// Solves A x = b in place with [`lu_factor`]'s result; false if x is not finite.
+fn lu_apply(a: &[f64], m: usize, piv: &[usize], b: &mut [f64]) -> bool {
+    // The row swaps were applied to whole rows (the multipliers too): all of them
+    // first, then the unit lower triangle.
+    for (k, &p) in piv.iter().enumerate() {
+        b.swap(k, p);
+    }
+    for k in 0..m {
+        let bk = b[k];
+        for i in k + 1..m {
+            let f = a[i * m + k];
+            if f != 0.0 {
+                b[i] -= f * bk;
             }
         }
     }
@@ -444,6 +492,81 @@ fn lu_solve(a: &mut [f64], m: usize, b: &mut [f64]) -> bool {
         b[k] = x / a[k * m + k];
     }
     b.iter().all(|x| x.is_finite())
+}
+
+/// Rows of WᵀW for the `fresh` columns: row i holds the products with every `old`
+/// column, with the fresh columns before i, and with itself. Computed supernode by
+/// supernode: the columns through a supernode are its values times theirs, a dense
+/// product where many columns share it (the top of the elimination tree, where most
+/// of the work is).
+fn gram_rows(st: &Structure, old: &[Column], fresh: &[Column]) -> Vec<Vec<f64>> {
+    let no = old.len();
+    let mut rows: Vec<Vec<f64>> = (0..fresh.len()).map(|i| vec![0.0; no + i + 1]).collect();
+    // (supernode, column, offset) for every column through a supernode some fresh
+    // column passes through.
+    let mut touched = vec![false; st.n_super()];
+    for c in fresh {
+        for &s in &c.supers {
+            touched[s as usize] = true;
+        }
+    }
+    let mut entries: Vec<(u32, u32, u32)> = Vec::new();
+    for (ci, c) in old.iter().chain(fresh).enumerate() {
+        for (&s, &o) in c.supers.iter().zip(&c.offs) {
+            if touched[s as usize] {
+                entries.push((s, ci as u32, o));
+            }
+        }
+    }
+    entries.sort_unstable();
+    let col = |ci: usize| if ci < no { &old[ci] } else { &fresh[ci - no] };
+    let (mut vf, mut vo, mut prod) = (Vec::new(), Vec::new(), Vec::new());
+    for group in entries.chunk_by(|x, y| x.0 == y.0) {
+        let s = group[0].0 as usize;
+        let nc = st.begin[s + 1] - st.begin[s];
+        let vals =
+            |&(_, ci, o): &(u32, u32, u32)| &col(ci as usize).vals[o as usize..o as usize + nc];
+        // The fresh columns are last (indices no..), after every old one.
+        let first_fresh = group.partition_point(|e| (e.1 as usize) < no);
+        let (nf, na) = (group.len() - first_fresh, group.len());
+        if nc * nf * na < 4096 {
+            for (fi, ef) in group[first_fresh..].iter().enumerate() {
+                let i = ef.1 as usize - no;
+                let a = vals(ef);
+                for eo in &group[..first_fresh + fi + 1] {
+                    let j = eo.1 as usize;
+                    rows[i][j] += a.iter().zip(vals(eo)).map(|(x, y)| x * y).sum::<f64>();
+                }
+            }
+            continue;
+        }
+        // Dense: (nf × nc) times (nc × na).
+        vf.clear();
+        for ef in &group[first_fresh..] {
+            vf.extend_from_slice(vals(ef));
+        }
+        vo.clear();
+        for eo in group {
+            vo.extend_from_slice(vals(eo));
+        }
+        prod.clear();
+        prod.resize(nf * na, 0.0);
+        matmul(
+            MatMut::from_column_major_slice_mut(&mut prod, nf, na),
+            Accum::Replace,
+            MatRef::from_column_major_slice(&vf, nc, nf).transpose(),
+            MatRef::from_column_major_slice(&vo, nc, na),
+            1.0,
+            Par::Seq,
+        );
+        for (fi, ef) in group[first_fresh..].iter().enumerate() {
+            let i = ef.1 as usize - no;
+            for (oi, eo) in group[..first_fresh + fi + 1].iter().enumerate() {
+                rows[i][eo.1 as usize] += prod[oi * nf + fi];
+            }
+        }
+    }
+    rows
 }
 
 #[cfg(test)]

@@ -147,6 +147,21 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
             max_abs(&r),
             max_abs(&x)
         );
+        // The same changes again with another right-hand side: the cached dense
+        // system's factorization is reused, and must still solve K_new.
+        let b2: Vec<f64> = (0..c.n_free).map(|_| rng.range(-1.0, 1.0)).collect();
+        let mut x2 = b2.clone();
+        assert!(lr.solve(&mut factor, &st, &diodes, &coef, ends, &mut x2));
+        let r2: Vec<f64> = sym_matvec(&c, &k_new, &x2)
+            .iter()
+            .zip(&b2)
+            .map(|(y, z)| y - z)
+            .collect();
+        assert!(
+            max_abs(&r2) <= 1e-11 * knorm * max_abs(&x2),
+            "round {round}, second solve: residual {:e}",
+            max_abs(&r2)
+        );
         // A fresh factorization of K_new.
         let mut fresh = Factor::new(&c, Parallelism::Serial);
         fresh.factorize(&k_new).unwrap();
@@ -160,7 +175,7 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
             max_abs(&y)
         );
     }
-    assert_eq!(lr.solves as usize, rounds);
+    assert_eq!(lr.solves as usize, 2 * rounds);
     // Both a conductance leaving the factor and one entering it were corrected.
     assert!(down && up);
     matches!(
