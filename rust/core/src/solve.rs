@@ -531,7 +531,10 @@ struct SampleStats {
 /// flop of the supernodal factorization (dense blocked kernels) when choosing between
 /// a low-rank correction and a refactorization. Measured on the 180k-edge lattice:
 /// the 305 columns of its third Newton step, estimated at 0.98 of a factorization with
-/// this weight, took about as long as one.
+/// this weight, took about as long as one. Since the columns are computed 32 at a time
+/// in a compact scratch (`lowrank::GROUP`) they cost less: on the 1M-edge lattice 308
+/// columns estimated at 0.41 of a factorization with this weight took 0.13 of one
+/// (with their Gram matrix); the weight is kept, erring towards refactorising.
 const COLUMN_FLOP_WEIGHT: f64 = 2.0;
 
 /// The first Newton steps of a network without Shockley junctions are full steps (a
