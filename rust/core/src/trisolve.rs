@@ -247,6 +247,17 @@ with_avx2! {
             let (nr, blk, pat) = st.block(s, l);
             let pl = pat.len();
             let nc = nr - pl;
+            if nc == 1 && pat.last().is_none_or(|&r| (r as usize) < far) {
+                // One column whose rows are all in x (most supernodes of a lattice).
+                let x0 = x[c0] / blk[0];
+                x[c0] = x0;
+                if x0 != 0.0 {
+                    for (&r, &li) in pat.iter().zip(&blk[1..]) {
+                        x[r as usize - off] -= li * x0;
+                    }
+                }
+                continue;
+            }
             // Diagonal block, column by column.
             for j in 0..nc {
                 let col = &blk[j * nr..(j + 1) * nr];
@@ -314,6 +325,14 @@ with_avx2! {
             let (nr, blk, pat) = st.block(s, l);
             let pl = pat.len();
             let nc = nr - pl;
+            if nc == 1 && pat.last().is_none_or(|&r| (r as usize) < far) {
+                let mut sum = 0.0;
+                for (&r, &li) in pat.iter().zip(&blk[1..]) {
+                    sum += li * x[r as usize - off];
+                }
+                x[c0] = (x[c0] - sum) / blk[0];
+                continue;
+            }
             if pl > 0 {
                 g.clear();
                 g.extend(pat.iter().map(|&r| {
