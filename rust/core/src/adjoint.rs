@@ -141,6 +141,8 @@ fn linear_adjoint(
     } else {
         faer::Par::Seq
     };
+    // A lone right-hand side may use every allowed thread (see `trisolve`).
+    let one_threads = if batch == 1 { threads } else { 1 };
     lambda
         .par_chunks_mut(n * chunk)
         .enumerate()
@@ -153,7 +155,11 @@ fn linear_adjoint(
                     x[j * nf + f] = r[node as usize];
                 }
             }
-            factor.solve_block(&mut x, m, par);
+            if m == 1 {
+                factor.solve_one(&mut x, one_threads);
+            } else {
+                factor.solve_block(&mut x, m, par);
+            }
             for j in 0..m {
                 for (f, &node) in c.node_of_free.iter().enumerate() {
                     block[j * n + node as usize] = x[j * nf + f];

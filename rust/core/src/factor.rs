@@ -152,22 +152,17 @@ impl<'a> Factor<'a> {
     /// Solves K x = rhs in place (one right-hand side; see [`crate::trisolve`]).
     pub fn solve_in_place(&mut self, rhs: &mut [f64]) {
         debug_assert!(self.valid);
-        let mut y = std::mem::take(&mut self.y);
-        y.resize(rhs.len(), 0.0);
-        match self.perm().0 {
-            Some(fwd) => y
-                .iter_mut()
-                .zip(fwd)
-                .for_each(|(y, &f)| *y = rhs[f as usize]),
-            None => y.copy_from_slice(rhs),
-        }
-        self.l_solve(&mut y);
-        self.lt_solve(&mut y);
-        match self.perm().0 {
-            Some(fwd) => y.iter().zip(fwd).for_each(|(&y, &f)| rhs[f as usize] = y),
-            None => rhs.copy_from_slice(&y),
-        }
-        self.y = y;
+        self.layout();
+        let layout = self.layout.as_ref().expect("built above");
+        solve_one(
+            layout,
+            self.symbolic,
+            &self.l_values,
+            rhs,
+            self.threads,
+            &mut self.y,
+            &mut self.scratch,
+        );
     }
 
     /// The factor's layout and the solves' split, built on first use.
@@ -259,11 +254,42 @@ impl<'a> Factor<'a> {
     }
 }
 
+/// Solves K x = rhs in place with the factor values `l` (one right-hand side):
+/// permutation, then [`trisolve`]'s forward and backward substitutions.
+fn solve_one(
+    layout: &(Structure, Plan),
+    symbolic: &SymbolicCholesky<u32>,
+    l: &[f64],
+    rhs: &mut [f64],
+    threads: usize,
+    y: &mut Vec<f64>,
+    scratch: &mut Scratch,
+) {
+    let (st, plan) = layout;
+    y.resize(rhs.len(), 0.0);
+    let fwd = symbolic.perm().map(|p| p.arrays().0);
+    match fwd {
+        Some(fwd) => y
+            .iter_mut()
+            .zip(fwd)
+            .for_each(|(y, &f)| *y = rhs[f as usize]),
+        None => y.copy_from_slice(rhs),
+    }
+    trisolve::l_solve(st, plan, l, y, threads, scratch);
+    trisolve::lt_solve(st, plan, l, y, threads, scratch);
+    match fwd {
+        Some(fwd) => y.iter().zip(fwd).for_each(|(&y, &f)| rhs[f as usize] = y),
+        None => rhs.copy_from_slice(y),
+    }
+}
+
 /// A read-only factor shared between threads and calls (e.g. cached in the network).
 pub struct SharedFactor<'a> {
     compiled: &'a Compiled,
     symbolic: &'a SymbolicCholesky<u32>,
     values: std::sync::Arc<Vec<f64>>,
+    /// Layout for single right-hand-side solves (built on first use).
+    layout: std::sync::OnceLock<(Structure<'a>, Plan)>,
 }
 
 impl<'a> SharedFactor<'a> {
@@ -282,12 +308,33 @@ impl<'a> SharedFactor<'a> {
             compiled,
             symbolic,
             values,
+            layout: std::sync::OnceLock::new(),
         }
     }
 
     /// The shared values.
     pub fn values(&self) -> std::sync::Arc<Vec<f64>> {
         self.values.clone()
+    }
+
+    /// Solves K x = rhs in place for one right-hand side on up to `threads` threads
+    /// (see [`crate::trisolve`]).
+    pub fn solve_one(&self, rhs: &mut [f64], threads: usize) {
+        let symbolic = self.symbolic;
+        let layout = self.layout.get_or_init(|| {
+            let st = Structure::new(symbolic);
+            let plan = Plan::new(&st);
+            (st, plan)
+        });
+        solve_one(
+            layout,
+            symbolic,
+            &self.values,
+            rhs,
+            threads,
+            &mut Vec::new(),
+            &mut Scratch::default(),
+        );
     }
 
     /// Solves K X = RHS for a column-major block of right-hand sides.

@@ -1627,6 +1627,8 @@ fn solve_linear_batch(
     } else {
         faer::Par::Seq
     };
+    // A lone right-hand side may use every allowed thread (see `trisolve`).
+    let one_threads = if batch == 1 { threads } else { 1 };
     let factor = &factor;
     let results: Vec<Result<Vec<f64>>> = sol
         .voltages
@@ -1659,7 +1661,11 @@ fn solve_linear_batch(
                 if done.iter().all(|&x| x) {
                     break;
                 }
-                factor.solve_block(&mut rhs, m, solve_par);
+                if m == 1 {
+                    factor.solve_one(&mut rhs, one_threads);
+                } else {
+                    factor.solve_block(&mut rhs, m, solve_par);
+                }
                 for j in 0..m {
                     if done[j] {
                         continue;
