@@ -97,6 +97,19 @@ fn to_py(py: Python<'_>, e: Error) -> PyErr {
     make().unwrap_or_else(|e| e)
 }
 
+/// Two-port terminals as an (n, 4) array [p1, n1, p2, n2], and their parameters.
+fn two_ports<'py>(
+    py: Python<'py>,
+    q: &[[u32; 4]],
+    values: &[f64],
+) -> PyResult<(Bound<'py, PyArray2<i64>>, Floats<'py>)> {
+    let flat: Vec<i64> = q.iter().flat_map(|x| x.map(|y| y as i64)).collect();
+    Ok((
+        flat.into_pyarray(py).reshape([q.len(), 4])?,
+        PyArray1::from_slice(py, values),
+    ))
+}
+
 fn indices(a: &PyReadonlyArray1<'_, i64>) -> PyResult<Vec<usize>> {
     a.as_array()
         .iter()
@@ -354,21 +367,13 @@ impl PyNetwork {
         py: Python<'py>,
     ) -> PyResult<(Bound<'py, PyArray2<i64>>, Floats<'py>)> {
         let (q, r) = self.inner.transformers();
-        let flat: Vec<i64> = q.iter().flat_map(|x| x.map(|y| y as i64)).collect();
-        Ok((
-            flat.into_pyarray(py).reshape([q.len(), 4])?,
-            PyArray1::from_slice(py, r),
-        ))
+        two_ports(py, q, r)
     }
 
     /// Gyrator terminals, shape (n, 4) as [p1, n1, p2, n2], and conductances.
     fn gyrators<'py>(&self, py: Python<'py>) -> PyResult<(Bound<'py, PyArray2<i64>>, Floats<'py>)> {
         let (q, g) = self.inner.gyrators();
-        let flat: Vec<i64> = q.iter().flat_map(|x| x.map(|y| y as i64)).collect();
-        Ok((
-            flat.into_pyarray(py).reshape([q.len(), 4])?,
-            PyArray1::from_slice(py, g),
-        ))
+        two_ports(py, q, g)
     }
 
     fn set_transformer_ratios(
