@@ -86,7 +86,7 @@ pub struct Factor<'a> {
     /// Threads the single right-hand-side solves may use.
     threads: usize,
     /// Supernodal layout and the two-thread split of the solves (built on first use).
-    layout: Option<(Structure<'a>, Plan)>,
+    layout: Option<std::sync::Arc<(Structure<'a>, Plan)>>,
     y: Vec<f64>,
     scratch: Scratch,
     valid: bool,
@@ -152,10 +152,9 @@ impl<'a> Factor<'a> {
     /// Solves K x = rhs in place (one right-hand side; see [`crate::trisolve`]).
     pub fn solve_in_place(&mut self, rhs: &mut [f64]) {
         debug_assert!(self.valid);
-        self.layout();
-        let layout = self.layout.as_ref().expect("built above");
+        let layout = self.layout();
         solve_one(
-            layout,
+            &layout,
             self.symbolic,
             &self.l_values,
             rhs,
@@ -165,14 +164,17 @@ impl<'a> Factor<'a> {
         );
     }
 
-    /// The factor's layout and the solves' split, built on first use.
-    fn layout(&mut self) -> &(Structure<'a>, Plan) {
+    /// The factor's layout and the solves' split, built on first use and shared
+    /// (the low-rank corrections walk the same layout).
+    pub(crate) fn layout(&mut self) -> std::sync::Arc<(Structure<'a>, Plan)> {
         let symbolic = self.symbolic;
-        self.layout.get_or_insert_with(|| {
-            let st = Structure::new(symbolic);
-            let plan = Plan::new(&st);
-            (st, plan)
-        })
+        self.layout
+            .get_or_insert_with(|| {
+                let st = Structure::new(symbolic);
+                let plan = Plan::new(&st);
+                std::sync::Arc::new((st, plan))
+            })
+            .clone()
     }
 
     /// Solves K X = RHS for a column-major block of right-hand sides (scratch allocated here).
@@ -205,8 +207,8 @@ impl<'a> Factor<'a> {
     /// Solves L y = rhs in place (permuted order).
     pub(crate) fn l_solve(&mut self, rhs: &mut [f64]) {
         debug_assert!(self.valid);
-        self.layout();
-        let (st, plan) = self.layout.as_ref().expect("built above");
+        let layout = self.layout();
+        let (st, plan) = &*layout;
         trisolve::l_solve(
             st,
             plan,
@@ -220,8 +222,8 @@ impl<'a> Factor<'a> {
     /// Solves Lᵀ x = rhs in place (permuted order).
     pub(crate) fn lt_solve(&mut self, rhs: &mut [f64]) {
         debug_assert!(self.valid);
-        self.layout();
-        let (st, plan) = self.layout.as_ref().expect("built above");
+        let layout = self.layout();
+        let (st, plan) = &*layout;
         trisolve::lt_solve(
             st,
             plan,
@@ -230,11 +232,6 @@ impl<'a> Factor<'a> {
             self.threads,
             &mut self.scratch,
         );
-    }
-
-    /// The supernodal layout of L (simplicial factors: one column per supernode).
-    pub(crate) fn structure(&self) -> Structure<'a> {
-        Structure::new(self.symbolic)
     }
 
     /// The values of L (for caching), leaving the factor empty.

@@ -456,7 +456,8 @@ struct Workspace<'a> {
     coef: Vec<f64>,
     /// Low-rank corrections of the factor (built on first use).
     low_rank: Option<LowRank>,
-    structure: Option<Structure<'a>>,
+    /// The factor's layout (shared with it).
+    structure: Option<std::sync::Arc<(Structure<'a>, crate::trisolve::Plan)>>,
     /// Ideal diodes whose penalty should grow at this multiplier update.
     grow: Vec<u32>,
     /// Diodes that switched at the last step (ascending), kept out of an early
@@ -765,7 +766,7 @@ fn solve_sample(
             if !ws.diff.is_empty() {
                 refactor = ws.diff.len() > MAX_RANK;
                 if !refactor {
-                    let st = ws.structure.get_or_insert_with(|| factor.structure());
+                    let st = &ws.structure.get_or_insert_with(|| factor.layout()).0;
                     let lr = ws
                         .low_rank
                         .get_or_insert_with(|| LowRank::new(nd, c.n_free));
@@ -797,7 +798,7 @@ fn solve_sample(
             }
             last_low_rank = false;
             if !ws.diff.is_empty() {
-                let st = ws.structure.as_ref().expect("built above");
+                let st = &ws.structure.as_ref().expect("built above").0;
                 let lr = ws.low_rank.as_mut().expect("built above");
                 let inv = factor.perm().1;
                 let ok = lr.solve(

@@ -87,7 +87,8 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
         .collect();
     let mut factor = Factor::new(&c, Parallelism::Serial);
     factor.factorize(&values(&net, &c, &g_fact)).unwrap();
-    let st = factor.structure();
+    let layout = factor.layout();
+    let st = &layout.0;
     let inv = factor.perm().1;
     let ends = |k: u32, e: &mut Vec<(usize, f64)>| {
         for (x, sign) in [(da[k as usize], 1.0), (db[k as usize], -1.0)] {
@@ -132,7 +133,7 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
         up |= coef.iter().any(|&x| x > 0.0);
         let b: Vec<f64> = (0..c.n_free).map(|_| rng.range(-1.0, 1.0)).collect();
         let mut x = b.clone();
-        assert!(lr.solve(&mut factor, &st, &diodes, &coef, ends, &mut x));
+        assert!(lr.solve(&mut factor, st, &diodes, &coef, ends, &mut x));
         let k_new = values(&net, &c, &g_new);
         // Residual of the corrected system, relative to ‖K‖ ‖x‖.
         let r: Vec<f64> = sym_matvec(&c, &k_new, &x)
@@ -151,7 +152,7 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
         // system's factorization is reused, and must still solve K_new.
         let b2: Vec<f64> = (0..c.n_free).map(|_| rng.range(-1.0, 1.0)).collect();
         let mut x2 = b2.clone();
-        assert!(lr.solve(&mut factor, &st, &diodes, &coef, ends, &mut x2));
+        assert!(lr.solve(&mut factor, st, &diodes, &coef, ends, &mut x2));
         let r2: Vec<f64> = sym_matvec(&c, &k_new, &x2)
             .iter()
             .zip(&b2)
@@ -209,14 +210,15 @@ fn a_large_penalty_leaving_the_factor_is_refused() {
     g[3] = 1e12;
     let mut factor = Factor::new(&c, Parallelism::Serial);
     factor.factorize(&values(&net, &c, &g)).unwrap();
-    let st = factor.structure();
+    let layout = factor.layout();
+    let st = &layout.0;
     let (da, db, _) = net.diodes();
     let inv = factor.perm().1;
     let mut lr = LowRank::new(nd, c.n_free);
     let mut x = vec![1.0; c.n_free];
     let ok = lr.solve(
         &mut factor,
-        &st,
+        st,
         &[3],
         &[-1e12],
         |k, e| {

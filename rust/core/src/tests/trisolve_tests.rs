@@ -2,7 +2,6 @@
 //! product from the compiled pattern, independent of the factor) and against faer's
 //! own solve, with one and two threads.
 
-use super::*;
 use crate::compile::{stamp, Compiled};
 use crate::factor::{Factor, Parallelism};
 use crate::network::{Network, SourceValue};
@@ -125,8 +124,8 @@ fn plan_splits_a_lattice_into_whole_subtrees() {
     let (c, values) = lattice(60, 0, 5);
     let mut f = Factor::new(&c, Parallelism::Serial);
     f.factorize(&values).unwrap();
-    let st = f.structure();
-    let plan = Plan::new(&st);
+    let layout = f.layout();
+    let (st, plan) = &*layout;
     let ns = st.n_super();
     assert!(plan.is_split(), "no split: {plan:?}");
     assert_eq!(plan.ca, st.begin[plan.a]);
