@@ -386,6 +386,59 @@ impl<'a> Prepared<'a> {
         }
     }
 
+    /// Change of the augmented energy from v to v + α d, networks of resistors,
+    /// ideal diodes and sources only (term by term, in difference form: no
+    /// cancellation of the large totals).
+    fn energy_change(
+        &self,
+        v: &[f64],
+        d: &[f64],
+        alpha: f64,
+        mu: &[f64],
+        al: &AlState,
+        inj: &[f64],
+    ) -> f64 {
+        let net = self.net;
+        let mut s = 0.0;
+        for k in 0..net.res_g.len() {
+            let (a, b) = (net.res_a[k] as usize, net.res_b[k] as usize);
+            let dd = alpha * (d[a] - d[b]);
+            if dd != 0.0 {
+                s += net.res_g[k] * dd * (v[a] - v[b] + 0.5 * dd);
+            }
+        }
+        for (k, &m) in mu.iter().enumerate() {
+            let Kind::Ideal { v_on } = self.kinds[k] else {
+                return f64::NAN;
+            };
+            let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
+            let dd = alpha * (d[a] - d[b]);
+            if dd == 0.0 {
+                continue;
+            }
+            let rho = al.rho[k];
+            let t0 = m + rho * (v[a] - v[b] - v_on);
+            let t1 = t0 + rho * dd;
+            s += match al.mode[k] {
+                // (t1² − t0²) / 2ρ = dd (t0 + t1) / 2
+                EQUALITY => dd * 0.5 * (t0 + t1),
+                OPEN => 0.0,
+                _ => {
+                    let (p0, p1) = (t0.max(0.0), t1.max(0.0));
+                    (p1 - p0) * (p1 + p0) / (2.0 * rho)
+                }
+            };
+        }
+        for k in 0..net.is_value.len() {
+            let (a, b) = (net.is_a[k] as usize, net.is_b[k] as usize);
+            s += net.is_value[k] * alpha * (d[a] - d[b]);
+        }
+        for (&node, &i) in self.inj_nodes.iter().zip(inj) {
+            s -= i * alpha * d[node as usize];
+        }
+        s
+    }
+
     /// Largest step (≤ 1) that keeps every forward-biased Shockley junction within
     /// `step_limit` n V_T beyond its critical voltage.
     fn step_cap(&self, v: &[f64], d: &[f64], step_limit: f64) -> f64 {
@@ -1256,6 +1309,18 @@ fn line_search(
     let ghi = p.dir_deriv(v, d, cap, mu, al, inj);
     if ghi <= 0.0 {
         return cap;
+    }
+    if p.n_ideal == p.net.dio_model.len() && cap == 1.0 {
+        // Ideal diodes only: the energy is piecewise quadratic, and the full Newton
+        // step lands on the minimiser of the step's active set. A diode switching
+        // just short of it makes the derivative there positive, and the exact search
+        // would stop at that kink and leave the step unfinished (several damped steps
+        // for one or two weakly active diodes). The full step is taken whenever it
+        // decreases the energy enough (Armijo).
+        let de = p.energy_change(v, d, 1.0, mu, al, inj);
+        if de <= 1e-4 * g0 {
+            return 1.0;
+        }
     }
     let (mut lo, mut glo, mut hi, mut ghi) = (0.0f64, g0, cap, ghi);
     let mut side = 0i32;

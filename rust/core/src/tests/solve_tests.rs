@@ -1851,3 +1851,50 @@ fn ideal_lattice_steps_after_the_active_set_settles_reuse_the_factor() {
         assert!(check_minimum(&net, &s.voltages, seed) > 0);
     }
 }
+
+#[test]
+fn augmented_energy_change_is_the_integral_of_its_derivative() {
+    // The Armijo test of the ideal-diode line search compares the energy change of a
+    // full step with its slope. The change, summed term by term, must equal the
+    // integral of the directional derivative along the step (Simpson's rule on a fine
+    // grid, exact to rounding for this piecewise-quadratic energy up to the grid's
+    // kinks), for every constraint treatment (PHR, frozen equality, open), with a
+    // current source and injections.
+    let mut net = ideal_lattice(12, 5);
+    let n = net.n_nodes;
+    net.add_current_sources(&[3], &[17], &[2e-4]).unwrap();
+    let c = net.compiled().unwrap();
+    let inj_nodes = [5u32, 40];
+    let p = Prepared::new(&net, &c, &SolveOptions::default(), &inj_nodes);
+    let inj = [1e-4, -3e-4];
+    let mut rng = Rng(9);
+    let nd = net.dio_model.len();
+    let v: Vec<f64> = (0..n).map(|_| rng.range(-1.0, 1.0)).collect();
+    let d: Vec<f64> = (0..n).map(|_| rng.range(-0.5, 0.5)).collect();
+    let mu: Vec<f64> = (0..nd).map(|_| rng.range(0.0, 1e-3)).collect();
+    let al = AlState {
+        mode: (0..nd).map(|k| [PHR, EQUALITY, OPEN][k % 3]).collect(),
+        rho: p.rho.clone(),
+    };
+    for alpha in [1.0, 0.37] {
+        let steps = 20_000;
+        let h = alpha / steps as f64;
+        let mut integral = 0.0;
+        for i in 0..=steps {
+            let w = if i == 0 || i == steps {
+                1.0
+            } else if i % 2 == 1 {
+                4.0
+            } else {
+                2.0
+            };
+            integral += w * p.dir_deriv(&v, &d, i as f64 * h, &mu, &al, &inj);
+        }
+        integral *= h / 3.0;
+        let de = p.energy_change(&v, &d, alpha, &mu, &al, &inj);
+        assert!(
+            (de - integral).abs() <= 1e-6 * integral.abs().max(1e-12),
+            "alpha {alpha}: energy change {de:e}, integral of the slope {integral:e}"
+        );
+    }
+}
