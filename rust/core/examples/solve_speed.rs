@@ -45,18 +45,13 @@ fn main() {
     let mut rhs: Vec<f64> = (0..c.n_free)
         .map(|i| ((i * 7919) % 13) as f64 - 6.0)
         .collect();
-    let mut best = f64::INFINITY;
-    for _ in 0..10 {
-        let t = Instant::now();
-        f.solve_in_place(&mut rhs);
-        best = best.min(t.elapsed().as_secs_f64());
+    for (label, factor) in [("default threads", &mut f), ("one thread", &mut f1)] {
+        let mut best = f64::INFINITY;
+        for _ in 0..10 {
+            let t = Instant::now();
+            factor.solve_in_place(&mut rhs);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        println!("solve, {label} {:.1} ms (best of 10)", best * 1e3);
     }
-    println!("solve, default threads {:.1} ms (best of 10)", best * 1e3);
-    let mut best = f64::INFINITY;
-    for _ in 0..10 {
-        let t = Instant::now();
-        f1.solve_in_place(&mut rhs);
-        best = best.min(t.elapsed().as_secs_f64());
-    }
-    println!("solve, one thread {:.1} ms (best of 10)", best * 1e3);
 }

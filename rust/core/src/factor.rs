@@ -206,25 +206,24 @@ impl<'a> Factor<'a> {
 
     /// Solves L y = rhs in place (permuted order).
     pub(crate) fn l_solve(&mut self, rhs: &mut [f64]) {
-        debug_assert!(self.valid);
-        let layout = self.layout();
-        let (st, plan) = &*layout;
-        trisolve::l_solve(
-            st,
-            plan,
-            &self.l_values,
-            rhs,
-            self.threads,
-            &mut self.scratch,
-        );
+        self.triangular(rhs, trisolve::l_solve);
     }
 
     /// Solves Lᵀ x = rhs in place (permuted order).
     pub(crate) fn lt_solve(&mut self, rhs: &mut [f64]) {
+        self.triangular(rhs, trisolve::lt_solve);
+    }
+
+    /// One of [`trisolve`]'s substitutions with this factor.
+    fn triangular(
+        &mut self,
+        rhs: &mut [f64],
+        solve: fn(&Structure, &Plan, &[f64], &mut [f64], usize, &mut Scratch),
+    ) {
         debug_assert!(self.valid);
         let layout = self.layout();
         let (st, plan) = &*layout;
-        trisolve::lt_solve(
+        solve(
             st,
             plan,
             &self.l_values,
