@@ -10,6 +10,7 @@ use faer::sparse::linalg::cholesky::{
 };
 use faer::sparse::SymbolicSparseColMatRef;
 use faer::Side;
+use std::sync::OnceLock;
 
 /// Where a branch writes into the values of the lower-triangular CSC matrix:
 /// diagonal of its first node, diagonal of its second node, off-diagonal.
@@ -35,6 +36,8 @@ pub struct Compiled {
     pub dio_slots: Vec<Slots>,
     /// Symbolic Cholesky factorization (ordering, elimination tree, supernodes).
     pub symbolic: Option<SymbolicCholesky<u32>>,
+    /// Adjacency of the ideal-diode active-set prediction (built on first use).
+    pub(crate) relax: OnceLock<crate::predict::Topology>,
 }
 
 struct UnionFind {
@@ -213,6 +216,7 @@ impl Compiled {
             res_slots,
             dio_slots,
             symbolic,
+            relax: OnceLock::new(),
         })
     }
 

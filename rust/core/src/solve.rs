@@ -519,6 +519,8 @@ struct Workspace<'a> {
     /// Junction voltage at which each diode is linearised (junction-limited phase).
     x: Vec<f64>,
     has_factor: bool,
+    /// Parallelism of this sample's work.
+    par: Parallelism,
 }
 
 impl<'a> Workspace<'a> {
@@ -569,6 +571,7 @@ impl<'a> Workspace<'a> {
             switched: Vec::new(),
             x: vec![0.0; nd],
             has_factor: false,
+            par,
         }
     }
 }
@@ -606,13 +609,14 @@ const FULL_STEPS: u32 = 4;
 /// corrections cheaper, so a tie goes to refactorising).
 const LOW_RANK_BUDGET: f64 = 0.75;
 
-/// Rounds of the active-set prediction (`predict`) and block Gauss–Seidel sweeps per
-/// round. 1M-edge lattice: 3 rounds of 4 sweeps (about 0.1 s, a third of a
-/// factorization) leave about 300 of the 50,000 guesses wrong, against 3,100 for the
-/// linear solution's guess, so the next step is a low-rank correction instead of a
-/// third factorization; more rounds gain little (8 × 3: about 135 wrong, at 0.3 s).
-const PREDICT_ROUNDS: usize = 3;
-const PREDICT_SWEEPS: usize = 4;
+/// Rounds of the active-set prediction (`predict`) and block SOR sweeps per round.
+/// 1M-edge lattice, 2 threads: 4 rounds of 3 sweeps (about 60 ms, a fifth of a
+/// factorization) leave 217 of the 50,000 guesses wrong, against 3,100 for the linear
+/// solution's guess, so the next step is a low-rank correction instead of a third
+/// factorization. Each wrong guess costs about 0.5 ms in that correction and a round
+/// about 13 ms: 3 rounds leave 282 wrong, 5 leave 189, 6 leave 155.
+const PREDICT_ROUNDS: usize = 4;
+const PREDICT_SWEEPS: usize = 3;
 
 /// After a full low-rank step (not the predicted one) at which at most this fraction
 /// of the diodes switched, the multipliers of the others are updated before the
@@ -920,7 +924,7 @@ fn solve_sample(
                     })
                     .collect();
                 let mut vr = v.to_vec();
-                let mut refiner = Refiner::new(net, p.inj_nodes, &ws.inj);
+                let mut refiner = Refiner::new(net, c, p.inj_nodes, &ws.inj, ws.par);
                 refiner.refine(net, c, &mut vr, &mut on, PREDICT_ROUNDS, PREDICT_SWEEPS);
                 for (mode, &on) in ws.al.mode.iter_mut().zip(&on) {
                     *mode = if on { EQUALITY } else { OPEN };
