@@ -52,11 +52,10 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     let mut node_names = vec![GROUND.to_string()];
     let mut index: NameMap<String, usize> = NameMap::default();
     index.insert(GROUND.to_string(), 0);
-    let names: Vec<String> = nl
-        .nodes()
-        .into_iter()
-        .filter(|x| !two.alias.contains_key(x))
-        .collect();
+    let mut names: Vec<String> = nl.nodes();
+    if !two.alias.is_empty() {
+        names.retain(|x| !two.alias.contains_key(x));
+    }
     if !names.is_empty() {
         net.add_nodes(names.len())?;
     }
@@ -95,8 +94,12 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     };
     let node4 = |q: &[String; 4]| -> [usize; 4] { [&q[0], &q[1], &q[2], &q[3]].map(|x| index[x]) };
     let text_of = |e: &crate::spice::SpiceElement| format!("{} {} {}", e.name, e.pos, e.neg);
+    // Resistors are added in one call at the end (in netlist order, series resistances
+    // included), each checked here where its line is known.
+    let (mut ra, mut rb, mut rg) = (Vec::new(), Vec::new(), Vec::new());
+    let has_two_ports = !two.at.is_empty() || !two.consumed.is_empty();
     for (ei, e) in nl.elements.iter().enumerate() {
-        if let Some(&(kind, k)) = two.at.get(&ei) {
+        if let Some(&(kind, k)) = two.at.get(&ei).filter(|_| has_two_ports) {
             // The first element of a recognised two-port builds it; the others are part of it.
             let (q, value, name) = if kind == 0 {
                 let t = &two.transformers[k];
@@ -115,7 +118,7 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
             r.map_err(|x| err(e.line, &text_of(e), x.to_string()))?;
             continue;
         }
-        if two.consumed.contains(&ei) {
+        if has_two_ports && two.consumed.contains(&ei) {
             continue;
         }
         let (a, b) = (index[e.pos.as_str()], index[e.neg.as_str()]);
@@ -135,8 +138,17 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
                         "resistor with both ends on one node",
                     ));
                 }
-                net.add_resistors(&[a], &[b], &[1.0 / resistance])
-                    .map_err(|x| err(e.line, &text_of(e), x.to_string()))?;
+                let g = 1.0 / resistance;
+                if !g.is_finite() {
+                    return Err(err(
+                        e.line,
+                        &text_of(e),
+                        format!("resistance {resistance} is too small (conductance {g})"),
+                    ));
+                }
+                ra.push(a);
+                rb.push(b);
+                rg.push(g);
                 c.resistor_names.push(e.name.clone());
             }
             ElementKind::Diode { model, area } => {
@@ -149,7 +161,17 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
                     // Series resistance: an internal node between RS and the junction, as SPICE does.
                     let inner = net.add_nodes(1)?;
                     c.node_names.push(format!("{}#internal", e.name));
-                    net.add_resistors(&[a], &[inner], &[area / card.rs])?;
+                    let g = area / card.rs;
+                    if !(g.is_finite() && g > 0.0) {
+                        return Err(err(
+                            e.line,
+                            &text_of(e),
+                            format!("series resistance: area / rs = {g} must be finite and > 0"),
+                        ));
+                    }
+                    ra.push(a);
+                    rb.push(inner);
+                    rg.push(g);
                     c.resistor_names.push(format!("{}:rs", e.name));
                     anode = inner;
                 }
@@ -200,6 +222,9 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
             }
         }
     }
+    if !ra.is_empty() {
+        net.add_resistors(&ra, &rb, &rg)?;
+    }
     c.network = net;
     Ok(c)
 }
@@ -230,9 +255,21 @@ fn same(x: f64, y: f64) -> bool {
 fn two_ports(nl: &SpiceNetlist) -> Result<TwoPorts> {
     let mut out = TwoPorts::default();
     let els = &nl.elements;
+    let controlled = |e: &&crate::spice::SpiceElement| {
+        matches!(
+            e.kind,
+            ElementKind::Vcvs { .. }
+                | ElementKind::Cccs { .. }
+                | ElementKind::Vccs { .. }
+                | ElementKind::Ccvs { .. }
+        )
+    };
+    if !els.iter().any(|e| controlled(&e)) {
+        return Ok(out);
+    }
     let text_of = |e: &crate::spice::SpiceElement| format!("{} {} {}", e.name, e.pos, e.neg);
     // Node occurrences (terminals and controlling nodes).
-    let mut uses: HashMap<&str, usize> = HashMap::new();
+    let mut uses: NameMap<&str, usize> = NameMap::default();
     for e in els {
         let mut names = vec![e.pos.as_str(), e.neg.as_str()];
         if let ElementKind::Vcvs { cp, cn, .. } | ElementKind::Vccs { cp, cn, .. } = &e.kind {
@@ -243,7 +280,7 @@ fn two_ports(nl: &SpiceNetlist) -> Result<TwoPorts> {
             *uses.entry(n).or_insert(0) += 1;
         }
     }
-    let by_name: HashMap<&str, usize> = els
+    let by_name: NameMap<&str, usize> = els
         .iter()
         .enumerate()
         .map(|(i, e)| (e.name.as_str(), i))
@@ -418,7 +455,7 @@ struct HPort {
 fn h_port(
     nl: &SpiceNetlist,
     h: usize,
-    uses: &HashMap<&str, usize>,
+    uses: &NameMap<&str, usize>,
     at_node: &HashMap<&str, Vec<usize>>,
     consumed: &std::collections::HashSet<usize>,
 ) -> Option<HPort> {
@@ -479,8 +516,8 @@ fn h_port(
 /// `Hb x2 n2 Vs1 r` has σ_a = σ_b = 1 and g = 1/r.
 fn h_gyrators(
     nl: &SpiceNetlist,
-    uses: &HashMap<&str, usize>,
-    by_name: &HashMap<&str, usize>,
+    uses: &NameMap<&str, usize>,
+    by_name: &NameMap<&str, usize>,
     out: &mut TwoPorts,
 ) -> Result<()> {
     let els = &nl.elements;

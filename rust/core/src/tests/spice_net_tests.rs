@@ -183,6 +183,14 @@ fn construction_errors_carry_line_numbers() {
     assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a 0 -1k\n"), 3);
     // Self-loops.
     assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a a 1k\n"), 3);
+    // A resistance whose conductance overflows, after a valid resistor (the resistors
+    // are added together at the end: the line must still be this one).
+    assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a 0 1k\nR2 a 0 1e-320\n"), 4);
+    // A series resistance whose conductance is not finite.
+    assert_eq!(
+        parse_err_line("t\nV1 a 0 1\nR1 a 0 1k\nD1 a 0 dm\n.model dm D(rs=1e-320)\n"),
+        4
+    );
     assert_eq!(parse_err_line("t\nV1 a 0 1\nD1 a a dm\n.model dm D\n"), 3);
     assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a 0 1k\nI1 a a 1m\n"), 4);
     // Two sources on one node.
