@@ -7,7 +7,7 @@ list of all names is built on demand.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ._core import InvalidNetworkError
 
@@ -19,9 +19,52 @@ class NameTable:
         self.prefix = prefix
         self.kind = kind
         self.count = 0
-        self._by_name: dict[str, int] = {}
-        self._by_index: dict[int, str] = {}
+        self._by_name_d: dict[str, int] = {}
+        self._by_index_d: dict[int, str] = {}
+        # Names still to be fetched (see extend_lazy).
+        self._pending: Callable[[], list[str]] | None = None
         self._auto = re.compile(re.escape(prefix) + r"(\d+)\Z")
+
+    def _load(self) -> None:
+        fetch, self._pending = self._pending, None
+        if fetch is not None:
+            names = fetch()
+            if len(names) != self.count:
+                raise InvalidNetworkError(
+                    f"{self.kind}: {self.count} elements but {len(names)} names"
+                )
+            self._by_name_d = dict(zip(names, range(len(names))))
+            self._by_index_d = dict(enumerate(names))
+
+    @property
+    def _by_name(self) -> dict[str, int]:
+        if self._pending is not None:
+            self._load()
+        return self._by_name_d
+
+    @_by_name.setter
+    def _by_name(self, value: dict[str, int]) -> None:
+        self._by_name_d = value
+
+    @property
+    def _by_index(self) -> dict[int, str]:
+        if self._pending is not None:
+            self._load()
+        return self._by_index_d
+
+    @_by_index.setter
+    def _by_index(self, value: dict[int, str]) -> None:
+        self._by_index_d = value
+
+    def extend_lazy(self, count: int, fetch: Callable[[], list[str]]) -> None:
+        """Registers ``count`` elements of a fresh table whose names ``fetch()`` returns
+        when first needed; the caller guarantees them unique non-empty strings (a
+        SPICE netlist's, checked by its reader)."""
+        if self.count or self._by_name_d or self._pending is not None:
+            raise InvalidNetworkError(f"{self.kind}: lazy names need a fresh table")
+        self.count = count
+        if count:
+            self._pending = fetch
 
     def copy(self) -> NameTable:
         t = NameTable(self.prefix, self.kind)

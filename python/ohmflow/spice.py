@@ -20,6 +20,7 @@ number and text.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -79,26 +80,27 @@ def read_spice(source: str | os.PathLike) -> Network:
         With ``line`` (1-based) and ``text`` attributes for the offending line.
     """
     text = _read_text(source)
-    core, names = _core.read_spice(text)
+    core, info = _core.read_spice(text)
+    names = info["names"]
     net = Network.__new__(Network)
     net._core = core
+    # The names stay in the core until one is looked up (unique and non-empty: the
+    # reader checks them).
     net._nodes = NameTable("n", "node")
-    net._nodes.extend(len(names["nodes"]), list(names["nodes"]))
     net._resistors = NameTable("R", "resistor")
-    net._resistors.extend(len(names["resistors"]), list(names["resistors"]))
     net._diodes = NameTable("D", "diode")
-    net._diodes.extend(len(names["diodes"]), list(names["diodes"]))
     net._vsources = NameTable("V", "voltage source")
-    net._vsources.extend(len(names["voltage_sources"]), list(names["voltage_sources"]))
     net._isources = NameTable("I", "current source")
-    net._isources.extend(len(names["current_sources"]), list(names["current_sources"]))
     net._transformers = NameTable("T", "transformer")
-    net._transformers.extend(len(names["transformers"]), list(names["transformers"]))
     net._gyrators = NameTable("GY", "gyrator")
-    net._gyrators.extend(len(names["gyrators"]), list(names["gyrators"]))
-    net._vsign = list(names["voltage_source_signs"])
+    for table, kind in ((net._nodes, "nodes"), (net._resistors, "resistors"),
+                        (net._diodes, "diodes"), (net._vsources, "voltage_sources"),
+                        (net._isources, "current_sources"),
+                        (net._transformers, "transformers"), (net._gyrators, "gyrators")):
+        table.extend_lazy(names.count(kind), functools.partial(names.names, kind))
+    net._vsign = list(info["voltage_source_signs"])
     net._inputs = []
-    net.title = names["title"]
+    net.title = info["title"]
     return net
 
 

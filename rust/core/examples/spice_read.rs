@@ -39,10 +39,12 @@ fn main() {
         }
         if r + 1 == repeat {
             println!(
-                "solve {:.1} ms first, {:.1} ms again ({} Newton iterations)",
+                "solve {:.1} ms first, {:.1} ms again ({} Newton iterations, {} factorizations, {} low-rank)",
                 first * 1e3,
                 again * 1e3,
-                s.iterations[0]
+                s.iterations[0],
+                s.factorizations[0],
+                s.low_rank_solves[0]
             );
         }
     }

@@ -542,6 +542,116 @@ impl<'a> Workspace<'a> {
         )
     }
 
+    /// Solves the Newton system whose diode conductances are `gd`, right-hand side in
+    /// `rhs` (free entries), in place: with the factor as it is, with a low-rank
+    /// correction of it (few diodes changed), or after a refactorization. A Shockley
+    /// junction whose conductance moved by at most [`JUNCTION_IGNORE`] of the
+    /// resistive conductance at its ends keeps its old value in the matrix (an
+    /// inexact Newton step: the residual is exact, so is the answer). Returns whether
+    /// a low-rank correction was used.
+    fn newton_solve(
+        &mut self,
+        p: &Prepared,
+        stats: &mut SampleStats,
+        force_refactor: bool,
+    ) -> Result<bool> {
+        let (net, c) = (p.net, p.c);
+        let nd = net.dio_model.len();
+        let mut refactor = !self.has_factor || force_refactor;
+        self.diff.clear();
+        self.coef.clear();
+        if !refactor {
+            for k in 0..nd {
+                let s = &c.dio_slots[k];
+                let dg = self.gd[k] - self.fact_g[k];
+                if dg == 0.0 || s.iter().all(|&x| x == NONE) {
+                    continue;
+                }
+                if let Kind::Shockley { .. } = p.kinds[k] {
+                    let free = |x: u32| {
+                        if c.free_of_node[x as usize] != NONE {
+                            p.diag[x as usize]
+                        } else {
+                            0.0
+                        }
+                    };
+                    let local = free(net.dio_a[k]).max(free(net.dio_b[k]));
+                    if dg.abs() <= JUNCTION_IGNORE * local {
+                        continue;
+                    }
+                }
+                self.diff.push(k as u32);
+                self.coef.push(dg);
+            }
+        }
+        let factor = self.factor.as_mut().expect("free nodes have a factor");
+        if !self.diff.is_empty() {
+            refactor = self.diff.len() > MAX_RANK;
+            if !refactor {
+                let st = &self.structure.get_or_insert_with(|| factor.layout()).0;
+                let lr = self
+                    .low_rank
+                    .get_or_insert_with(|| LowRank::new(nd, c.n_free));
+                let inv = factor.perm().1;
+                let flops = lr.new_column_flops(st, &self.diff, |k, e| {
+                    for x in [net.dio_a[k as usize], net.dio_b[k as usize]] {
+                        let f = c.free_of_node[x as usize];
+                        if f != NONE {
+                            e.push(inv.map_or(f as usize, |p| p[f as usize] as usize));
+                        }
+                    }
+                });
+                let m = self.diff.len() as f64;
+                refactor = COLUMN_FLOP_WEIGHT * flops + m * m * m / 3.0
+                    > LOW_RANK_BUDGET * st.factor_flops;
+            }
+        }
+        if refactor {
+            restamp_and_factor(p, &mut self.values, &self.gd, &mut self.fact_g, factor)?;
+            if let Some(lr) = self.low_rank.as_mut() {
+                lr.clear();
+            }
+            self.has_factor = true;
+            stats.factorizations += 1;
+            self.diff.clear();
+        }
+        if self.diff.is_empty() {
+            factor.solve_in_place(&mut self.rhs);
+            return Ok(false);
+        }
+        let st = &self.structure.as_ref().expect("built above").0;
+        let lr = self.low_rank.as_mut().expect("built above");
+        let inv = factor.perm().1;
+        let ok = lr.solve(
+            factor,
+            st,
+            &self.diff,
+            &self.coef,
+            |k, e| {
+                for (x, sign) in [(net.dio_a[k as usize], 1.0), (net.dio_b[k as usize], -1.0)] {
+                    let f = c.free_of_node[x as usize];
+                    if f != NONE {
+                        e.push((inv.map_or(f as usize, |p| p[f as usize] as usize), sign));
+                    }
+                }
+            },
+            &mut self.rhs,
+        );
+        if ok {
+            stats.low_rank_solves += 1;
+            return Ok(true);
+        }
+        // Too ill-conditioned to trust: refactorise and solve afresh.
+        restamp_and_factor(p, &mut self.values, &self.gd, &mut self.fact_g, factor)?;
+        lr.clear();
+        stats.factorizations += 1;
+        for (f, &n) in c.node_of_free.iter().enumerate() {
+            self.rhs[f] = -self.r[n as usize];
+        }
+        factor.solve_in_place(&mut self.rhs);
+        Ok(false)
+    }
+
     fn new(p: &Prepared<'a>, par: Parallelism) -> Self {
         let nd = p.net.dio_model.len();
         Workspace {
@@ -603,6 +713,14 @@ const COLUMN_FLOP_WEIGHT: f64 = 2.0;
 /// A finite number of non-monotone steps leaves the global convergence of the damped
 /// Newton iteration that follows intact.
 const FULL_STEPS: u32 = 4;
+
+/// A Shockley junction whose conductance moved by at most this fraction of the
+/// resistive conductance at its ends since the factorization keeps its old value in
+/// the matrix: a junction in reverse or weak forward bias (1e-14 S next to 1e-3 S
+/// resistors) would otherwise force a refactorization at every Newton step, when only
+/// the few junctions in strong forward bias matter. The Newton step is then inexact
+/// by about this fraction, which costs no extra step at a KCL tolerance of 1e-12.
+const JUNCTION_IGNORE: f64 = 1e-6;
 
 /// A low-rank correction is chosen while its new columns and dense system cost less
 /// than this fraction of a factorization (a fresh factor also makes the later steps'
@@ -806,91 +924,11 @@ fn solve_sample(
                     changed = true;
                 }
             }
-            let mut refactor = !ws.has_factor || p.n_shockley > 0 || force_refactor;
-            force_refactor = false;
-            ws.diff.clear();
-            ws.coef.clear();
-            if !refactor {
-                for k in 0..nd {
-                    let s = &c.dio_slots[k];
-                    if ws.gd[k] != ws.fact_g[k] && s.iter().any(|&x| x != NONE) {
-                        ws.diff.push(k as u32);
-                        ws.coef.push(ws.gd[k] - ws.fact_g[k]);
-                    }
-                }
-            }
-            let factor = ws.factor.as_mut().expect("free nodes have a factor");
-            if !ws.diff.is_empty() {
-                refactor = ws.diff.len() > MAX_RANK;
-                if !refactor {
-                    let st = &ws.structure.get_or_insert_with(|| factor.layout()).0;
-                    let lr = ws
-                        .low_rank
-                        .get_or_insert_with(|| LowRank::new(nd, c.n_free));
-                    let inv = factor.perm().1;
-                    let flops = lr.new_column_flops(st, &ws.diff, |k, e| {
-                        for x in [net.dio_a[k as usize], net.dio_b[k as usize]] {
-                            let f = c.free_of_node[x as usize];
-                            if f != NONE {
-                                e.push(inv.map_or(f as usize, |p| p[f as usize] as usize));
-                            }
-                        }
-                    });
-                    let m = ws.diff.len() as f64;
-                    refactor = COLUMN_FLOP_WEIGHT * flops + m * m * m / 3.0
-                        > LOW_RANK_BUDGET * st.factor_flops;
-                }
-            }
-            if refactor {
-                restamp_and_factor(p, &mut ws.values, &ws.gd, &mut ws.fact_g, factor)?;
-                if let Some(lr) = ws.low_rank.as_mut() {
-                    lr.clear();
-                }
-                ws.has_factor = true;
-                stats.factorizations += 1;
-                ws.diff.clear();
-            }
             for (f, &n) in c.node_of_free.iter().enumerate() {
                 ws.rhs[f] = -ws.r[n as usize];
             }
-            last_low_rank = false;
-            if !ws.diff.is_empty() {
-                let st = &ws.structure.as_ref().expect("built above").0;
-                let lr = ws.low_rank.as_mut().expect("built above");
-                let inv = factor.perm().1;
-                let ok = lr.solve(
-                    factor,
-                    st,
-                    &ws.diff,
-                    &ws.coef,
-                    |k, e| {
-                        for (x, sign) in
-                            [(net.dio_a[k as usize], 1.0), (net.dio_b[k as usize], -1.0)]
-                        {
-                            let f = c.free_of_node[x as usize];
-                            if f != NONE {
-                                e.push((inv.map_or(f as usize, |p| p[f as usize] as usize), sign));
-                            }
-                        }
-                    },
-                    &mut ws.rhs,
-                );
-                if ok {
-                    last_low_rank = true;
-                    stats.low_rank_solves += 1;
-                } else {
-                    // Too ill-conditioned to trust: refactorise and solve afresh.
-                    restamp_and_factor(p, &mut ws.values, &ws.gd, &mut ws.fact_g, factor)?;
-                    lr.clear();
-                    stats.factorizations += 1;
-                    for (f, &n) in c.node_of_free.iter().enumerate() {
-                        ws.rhs[f] = -ws.r[n as usize];
-                    }
-                    factor.solve_in_place(&mut ws.rhs);
-                }
-            } else {
-                factor.solve_in_place(&mut ws.rhs);
-            }
+            last_low_rank = ws.newton_solve(p, &mut stats, force_refactor)?;
+            force_refactor = false;
             last_changed = changed;
             ws.d.iter_mut().for_each(|x| *x = 0.0);
             let mut dmax = 0.0f64;
@@ -1210,8 +1248,7 @@ fn junction_phase(
     let mut used = 0u32;
     for _ in 0..budget {
         used += 1;
-        // Companion models at x: conductances into the matrix, currents into the residual.
-        ws.values.copy_from_slice(&p.base);
+        // Companion models at x: conductances (the matrix), currents (the residual).
         ws.r.iter_mut().for_each(|z| *z = 0.0);
         for k in 0..net.res_g.len() {
             let (a, b) = (net.res_a[k] as usize, net.res_b[k] as usize);
@@ -1230,9 +1267,7 @@ fn junction_phase(
             let i = i0 + g * (dv - xk);
             ws.r[a] += i;
             ws.r[b] -= i;
-            if g != 0.0 {
-                stamp(&mut ws.values, &c.dio_slots[k], g);
-            }
+            ws.gd[k] = g;
         }
         for k in 0..net.is_value.len() {
             let (a, b) = (net.is_a[k] as usize, net.is_b[k] as usize);
@@ -1242,15 +1277,14 @@ fn junction_phase(
         for (&node, &i) in p.inj_nodes.iter().zip(&ws.inj) {
             ws.r[node as usize] -= i;
         }
-        let factor = ws.factor.as_mut().expect("free nodes have a factor");
-        if factor.factorize(&ws.values).is_err() {
-            break;
-        }
-        stats.factorizations += 1;
         for (f, &n) in c.node_of_free.iter().enumerate() {
             ws.rhs[f] = -ws.r[n as usize];
         }
-        factor.solve_in_place(&mut ws.rhs);
+        // Most junctions' conductances barely move between these steps (reverse or
+        // weak forward bias): the factor is corrected for the few that do.
+        if ws.newton_solve(p, stats, false).is_err() {
+            break;
+        }
         if ws.rhs.iter().any(|z| !z.is_finite()) {
             break;
         }
@@ -1284,8 +1318,8 @@ fn junction_phase(
             v[n as usize] = start[f];
         }
     }
-    // The factor holds the companion matrix, not the Hessian at v.
-    ws.has_factor = false;
+    // The factor holds the companion matrix at the junction voltages `x`, whose
+    // conductances `fact_g` records: the Newton steps correct it like any other.
     Ok(())
 }
 

@@ -159,8 +159,16 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
                 let mut anode = a;
                 if card.rs > 0.0 {
                     // Series resistance: an internal node between RS and the junction, as SPICE does.
+                    let inner_name = format!("{}#internal", e.name);
+                    if index.contains_key(inner_name.as_str()) {
+                        return Err(err(
+                            e.line,
+                            &text_of(e),
+                            format!("the series resistance's internal node {inner_name} is also a node of the netlist"),
+                        ));
+                    }
                     let inner = net.add_nodes(1)?;
-                    c.node_names.push(format!("{}#internal", e.name));
+                    c.node_names.push(inner_name);
                     let g = area / card.rs;
                     if !(g.is_finite() && g > 0.0) {
                         return Err(err(

@@ -653,7 +653,40 @@ impl PyNetwork {
     }
 }
 
-/// Parses a SPICE netlist; returns the network and a dict of names (lowercase).
+/// The element and node names of a netlist read by `read_spice`, kept in Rust until
+/// asked for (a million-edge netlist has a million names; most scripts never look
+/// one up).
+#[pyclass(name = "SpiceNames", module = "ohmflow._core", frozen)]
+struct PySpiceNames {
+    lists: Vec<(&'static str, Vec<String>)>,
+}
+
+impl PySpiceNames {
+    fn list(&self, kind: &str) -> PyResult<&[String]> {
+        self.lists
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, v)| v.as_slice())
+            .ok_or_else(|| PyValueError::new_err(format!("no names of kind {kind:?}")))
+    }
+}
+
+#[pymethods]
+impl PySpiceNames {
+    /// Number of names of `kind` ("nodes", "resistors", "diodes", "voltage_sources",
+    /// "current_sources", "transformers", "gyrators").
+    fn count(&self, kind: &str) -> PyResult<usize> {
+        Ok(self.list(kind)?.len())
+    }
+
+    /// The names of `kind`, in index order.
+    fn names(&self, kind: &str) -> PyResult<Vec<String>> {
+        Ok(self.list(kind)?.to_vec())
+    }
+}
+
+/// Parses a SPICE netlist; returns the network and a dict with the title, the
+/// voltage sources' signs and the names (lowercase, a `SpiceNames`).
 #[pyfunction]
 fn read_spice<'py>(py: Python<'py>, text: &str) -> PyResult<(PyNetwork, Bound<'py, PyDict>)> {
     let owned = text.to_string();
@@ -662,14 +695,19 @@ fn read_spice<'py>(py: Python<'py>, text: &str) -> PyResult<(PyNetwork, Bound<'p
         .map_err(|e| to_py(py, e))?;
     let d = PyDict::new(py);
     d.set_item("title", &c.title)?;
-    d.set_item("nodes", &c.node_names)?;
-    d.set_item("resistors", &c.resistor_names)?;
-    d.set_item("diodes", &c.diode_names)?;
-    d.set_item("voltage_sources", &c.vsource_names)?;
     d.set_item("voltage_source_signs", &c.vsource_sign)?;
-    d.set_item("current_sources", &c.isource_names)?;
-    d.set_item("transformers", &c.transformer_names)?;
-    d.set_item("gyrators", &c.gyrator_names)?;
+    let names = PySpiceNames {
+        lists: vec![
+            ("nodes", c.node_names),
+            ("resistors", c.resistor_names),
+            ("diodes", c.diode_names),
+            ("voltage_sources", c.vsource_names),
+            ("current_sources", c.isource_names),
+            ("transformers", c.transformer_names),
+            ("gyrators", c.gyrator_names),
+        ],
+    };
+    d.set_item("names", Bound::new(py, names)?)?;
     Ok((PyNetwork { inner: c.network }, d))
 }
 
@@ -690,6 +728,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     m.add_class::<PyNetwork>()?;
     m.add_class::<dense::PyDense>()?;
+    m.add_class::<PySpiceNames>()?;
     m.add_function(wrap_pyfunction!(read_spice, m)?)?;
     m.add_function(wrap_pyfunction!(format_spice_value, m)?)?;
     m.add_function(wrap_pyfunction!(parse_spice_value, m)?)?;

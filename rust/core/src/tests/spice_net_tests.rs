@@ -186,6 +186,13 @@ fn construction_errors_carry_line_numbers() {
     // A resistance whose conductance overflows, after a valid resistor (the resistors
     // are added together at the end: the line must still be this one).
     assert_eq!(parse_err_line("t\nV1 a 0 1\nR1 a 0 1k\nR2 a 0 1e-320\n"), 4);
+    // A diode's internal node named like a node of the netlist.
+    assert_eq!(
+        parse_err_line(
+            "t\nV1 a 0 1\nR1 d1#internal 0 1k\nD1 a d1#internal dm\n.model dm D(rs=10)\n"
+        ),
+        4
+    );
     // A series resistance whose conductance is not finite.
     assert_eq!(
         parse_err_line("t\nV1 a 0 1\nR1 a 0 1k\nD1 a 0 dm\n.model dm D(rs=1e-320)\n"),
