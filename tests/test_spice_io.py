@@ -333,3 +333,22 @@ def test_ideal_diodes_cannot_be_written():
     name = net.voltage_source_names[0].lower()
     assert ng.currents[name] == pytest.approx(-i, rel=REL, abs=0.0)
     assert np.isfinite(sol.voltages).all()
+
+
+def test_names_are_fetched_from_the_core_on_first_use():
+    # The names of a netlist stay in the core until one is looked up; the tables then
+    # hold exactly the netlist's names (lowercase), and an element can be found by name.
+    text = "t\nV1 In 0 1\nR1 in Mid 1k\nR2 mid 0 2k\nD1 mid 0 dm\n.model dm D(rs=5)\n"
+    net = of.read_spice(text)
+    assert net._nodes._pending is not None  # nothing converted yet
+    assert net.node_names == ["0", "in", "mid", "d1#internal"]
+    assert net._nodes._pending is None
+    assert net.resistor_names == ["r1", "r2", "d1:rs"]
+    sol = net.solve()
+    v_in, v_mid = sol.voltages[net.node("in")], sol.voltages[net.node("mid")]
+    # KCL at mid, by the names just fetched: R1's current feeds R2 and the diode.
+    assert (v_in - v_mid) / 1e3 == pytest.approx(v_mid / 2e3 + sol.diode_currents[0], rel=1e-9)
+    names = of._core.read_spice(text)[1]["names"]
+    assert names.count("diodes") == 1 and names.names("diodes") == ["d1"]
+    with pytest.raises(ValueError, match="no names of kind"):
+        names.names("capacitors")
