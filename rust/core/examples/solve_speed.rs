@@ -42,12 +42,14 @@ fn main() {
     let t = Instant::now();
     f.factorize(&values).unwrap();
     println!("factor {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
-    let mut rhs: Vec<f64> = (0..c.n_free)
+    let b: Vec<f64> = (0..c.n_free)
         .map(|i| ((i * 7919) % 13) as f64 - 6.0)
         .collect();
+    let mut rhs = b.clone();
     for (label, factor) in [("default threads", &mut f), ("one thread", &mut f1)] {
         let mut best = f64::INFINITY;
         for _ in 0..10 {
+            rhs.copy_from_slice(&b);
             let t = Instant::now();
             factor.solve_in_place(&mut rhs);
             best = best.min(t.elapsed().as_secs_f64());

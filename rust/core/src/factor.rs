@@ -101,9 +101,7 @@ impl<'a> Factor<'a> {
             .expect("Factor::new needs at least one free node");
         let threads = par.n_threads();
         let par = par.faer();
-        let req = symbolic
-            .factorize_numeric_llt_scratch::<f64>(par, Default::default())
-            .or(symbolic.solve_in_place_scratch::<f64>(1, par));
+        let req = symbolic.factorize_numeric_llt_scratch::<f64>(par, Default::default());
         Factor {
             compiled,
             symbolic,
@@ -439,6 +437,11 @@ impl<'a> Structure<'a> {
     /// Columns and pattern length of supernode `s`.
     pub(crate) fn dims(&self, s: usize) -> (usize, usize) {
         (self.begin[s + 1] - self.begin[s], self.pat_len[s])
+    }
+
+    /// The pattern of supernode `s` (rows below its diagonal block, ascending).
+    pub(crate) fn pattern(&self, s: usize) -> &'a [u32] {
+        &self.rows[self.pat_start[s]..self.pat_start[s] + self.pat_len[s]]
     }
 
     /// Rows of supernode `s`'s block, its values in `l`, and its pattern.

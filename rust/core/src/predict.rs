@@ -29,9 +29,11 @@ use crate::factor::Parallelism;
 use crate::network::{DiodeModel, Network, NONE};
 use rayon::prelude::*;
 
-/// Free nodes per part of a sweep (below: one part). The number of parts, a power of
-/// two up to [`MAX_PARTS`], depends on the network only, never on the thread count,
-/// so the prediction is the same on any number of threads.
+/// Free nodes per part of a sweep: the number of parts is the largest power of two
+/// not above n_free / PART_NODES, at least 1 (so networks below 65,536 free nodes
+/// sweep in one part, serially) and at most [`MAX_PARTS`]. It depends on the network
+/// only, never on the thread count, so the prediction is the same on any number of
+/// threads.
 const PART_NODES: usize = 1 << 15;
 const MAX_PARTS: usize = 8;
 /// `part` of a node that, or one of whose resistive neighbours, lies in another part.

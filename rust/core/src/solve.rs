@@ -728,8 +728,8 @@ const JUNCTION_IGNORE: f64 = 1e-6;
 const LOW_RANK_BUDGET: f64 = 0.75;
 
 /// Rounds of the active-set prediction (`predict`) and block SOR sweeps per round.
-/// 1M-edge lattice, 2 threads: 4 rounds of 3 sweeps (about 60 ms, a fifth of a
-/// factorization) leave 217 of the 50,000 guesses wrong, against 3,100 for the linear
+/// 1M-edge lattice, 2 threads: 4 rounds of 3 sweeps (about 60 ms, a fifth of a serial
+/// factorization of ~300 ms) leave 217 of the 50,000 guesses wrong, against 3,100 for the linear
 /// solution's guess, so the next step is a low-rank correction instead of a third
 /// factorization. Each wrong guess costs about 0.5 ms in that correction and a round
 /// about 13 ms: 3 rounds leave 282 wrong, 5 leave 189, 6 leave 155.
@@ -742,6 +742,9 @@ const PREDICT_SWEEPS: usize = 3;
 /// switches (or the digits the correction lost) and the constraints. Lattices of
 /// 5k to 1M edges: 5 Newton steps instead of 6 (one solve fewer).
 const EARLY_UPDATE: f64 = 1e-3;
+/// At most this many early updates per solve, each only after a step that at least
+/// halved the residual (a low-rank step that lost digits refactorises instead).
+const MAX_EARLY_UPDATES: usize = 4;
 
 fn voltage_scale(p: &Prepared, v: &[f64]) -> f64 {
     let mut s = 1.0f64;
@@ -822,10 +825,10 @@ fn solve_sample(
     let mut predicted = false;
     // The iteration that took the predicted active set's step.
     let mut predicted_step = 0u32;
+    let mut early_updates = 0usize;
     loop {
-        // Whether the inner iteration ended with KCL satisfied (else the multipliers
-        // are updated early, see EARLY_UPDATE, except those of the diodes in
-        // `ws.switched`).
+        // Whether the inner iteration ended other than by an early multiplier update
+        // (see EARLY_UPDATE; the diodes in `ws.switched` keep their multipliers then).
         let mut kcl_ok = true;
         // Inner: Newton on the augmented energy for fixed multipliers.
         let mut prev_res = f64::INFINITY;
@@ -860,7 +863,10 @@ fn solve_sample(
                 && !force_step
                 && last_alpha == 1.0
                 && last_low_rank
+                && res < 0.5 * prev_res
+                && early_updates < MAX_EARLY_UPDATES
                 && stats.iterations != predicted_step
+                && ws.al.mode.iter().all(|&m| m == PHR)
             {
                 // A full low-rank step after which few diodes switched: the others'
                 // multipliers are updated now (see EARLY_UPDATE).
@@ -869,6 +875,7 @@ fn solve_sample(
                     .extend((0..nd as u32).filter(|&k| ws.prev_g[k as usize] != ws.gd[k as usize]));
                 if ws.switched.len() as f64 <= EARLY_UPDATE * nd as f64 {
                     kcl_ok = false;
+                    early_updates += 1;
                     break;
                 }
             }
@@ -985,11 +992,11 @@ fn solve_sample(
         for k in 0..nd {
             if let Kind::Ideal { v_on } = p.kinds[k] {
                 let (a, b) = (net.dio_a[k] as usize, net.dio_b[k] as usize);
-                if c.free_of_node[a] == NONE && c.free_of_node[b] == NONE {
-                    continue;
-                }
                 if ws.switched.get(skip) == Some(&(k as u32)) {
                     skip += 1;
+                    continue;
+                }
+                if c.free_of_node[a] == NONE && c.free_of_node[b] == NONE {
                     continue;
                 }
                 let h = v[a] - v[b] - v_on;

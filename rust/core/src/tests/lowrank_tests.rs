@@ -163,6 +163,26 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
             "round {round}, second solve: residual {:e}",
             max_abs(&r2)
         );
+        // The same diodes with other coefficients (halfway): the cached dense system
+        // must not be reused.
+        let half: Vec<f64> = coef.iter().map(|c| 0.5 * c).collect();
+        let mut g_half = g_fact.clone();
+        for (&k, &c) in diodes.iter().zip(&half) {
+            g_half[k as usize] += c;
+        }
+        let mut x3 = b2.clone();
+        assert!(lr.solve(&mut factor, st, &diodes, &half, ends, &mut x3));
+        let k_half = values(&net, &c, &g_half);
+        let r3: Vec<f64> = sym_matvec(&c, &k_half, &x3)
+            .iter()
+            .zip(&b2)
+            .map(|(y, z)| y - z)
+            .collect();
+        assert!(
+            max_abs(&r3) <= 1e-11 * max_abs(&k_half) * 5.0 * max_abs(&x3),
+            "round {round}, halfway coefficients: residual {:e}",
+            max_abs(&r3)
+        );
         // A fresh factorization of K_new.
         let mut fresh = Factor::new(&c, Parallelism::Serial);
         fresh.factorize(&k_new).unwrap();
@@ -176,7 +196,7 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
             max_abs(&y)
         );
     }
-    assert_eq!(lr.solves as usize, 2 * rounds);
+    assert_eq!(lr.solves as usize, 3 * rounds);
     // Both a conductance leaving the factor and one entering it were corrected.
     assert!(down && up);
     matches!(

@@ -86,8 +86,16 @@ fn solve_checked(c: &Compiled, values: &[f64], b: &[f64], threads: usize) -> Vec
 #[test]
 fn solves_match_the_matrix_and_faer() {
     // 70 × 70: supernodal; 12 × 12 with long-range edges: simplicial or small supernodes.
+    let (mut kinds, mut plans) = (Vec::new(), Vec::new());
     for (side, extra, seed) in [(70, 0, 1), (70, 300, 2), (12, 40, 3), (3, 0, 4)] {
         let (c, values) = lattice(side, extra, seed);
+        kinds.push(matches!(
+            c.symbolic.as_ref().unwrap().raw(),
+            faer::sparse::linalg::cholesky::SymbolicCholeskyRaw::Supernodal(_)
+        ));
+        let mut f = Factor::new(&c, Parallelism::Serial);
+        f.factorize(&values).unwrap();
+        plans.push(f.layout().1.is_split());
         let b = rhs(c.n_free, seed + 10);
         let x1 = solve_checked(&c, &values, &b, 1);
         let x2 = solve_checked(&c, &values, &b, 2);
@@ -117,6 +125,15 @@ fn solves_match_the_matrix_and_faer() {
             );
         }
     }
+    // Both factor layouts, and both a split plan and the one-group fallback, were used.
+    assert!(
+        kinds.contains(&true) && kinds.contains(&false),
+        "supernodal: {kinds:?}"
+    );
+    assert!(
+        plans.contains(&true) && plans.contains(&false),
+        "split: {plans:?}"
+    );
 }
 
 #[test]
