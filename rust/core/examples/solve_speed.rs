@@ -31,10 +31,14 @@ fn main() {
         }
     }
     println!(
-        "n_free {} nnz(L) {} ({:.0} MB)",
+        "n_free {} nnz(L) {} ({:.0} MB), {}",
         c.n_free,
         c.factor_len(),
-        c.factor_len() as f64 * 8e-6
+        c.factor_len() as f64 * 8e-6,
+        match c.symbolic.as_ref().expect("free nodes").raw() {
+            faer::sparse::linalg::cholesky::SymbolicCholeskyRaw::Supernodal(_) => "supernodal",
+            _ => "simplicial",
+        }
     );
     let mut f = Factor::new(&c, Parallelism::default());
     let mut f1 = Factor::new(&c, Parallelism::Serial);
@@ -54,6 +58,6 @@ fn main() {
             factor.solve_in_place(&mut rhs);
             best = best.min(t.elapsed().as_secs_f64());
         }
-        println!("solve, {label} {:.1} ms (best of 10)", best * 1e3);
+        println!("solve, {label} {:.3} ms (best of 10)", best * 1e3);
     }
 }
