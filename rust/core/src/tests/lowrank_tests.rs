@@ -135,34 +135,27 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
         let mut x = b.clone();
         assert!(lr.solve(&mut factor, st, &diodes, &coef, ends, &mut x));
         let k_new = values(&net, &c, &g_new);
-        // Residual of the corrected system, relative to ‖K‖ ‖x‖.
-        let r: Vec<f64> = sym_matvec(&c, &k_new, &x)
-            .iter()
-            .zip(&b)
-            .map(|(y, z)| y - z)
-            .collect();
-        let knorm = max_abs(&k_new) * 5.0;
-        assert!(
-            max_abs(&r) <= 1e-11 * knorm * max_abs(&x),
-            "round {round}: residual {:e} (|x| {:e})",
-            max_abs(&r),
-            max_abs(&x)
-        );
+        // Residual of the corrected system, relative to ‖K‖ ‖x‖ (five entries per row).
+        let check = |k: &[f64], x: &[f64], b: &[f64], what: &str| {
+            let r: Vec<f64> = sym_matvec(&c, k, x)
+                .iter()
+                .zip(b)
+                .map(|(y, z)| y - z)
+                .collect();
+            assert!(
+                max_abs(&r) <= 1e-11 * max_abs(k) * 5.0 * max_abs(x),
+                "round {round}, {what}: residual {:e} (|x| {:e})",
+                max_abs(&r),
+                max_abs(x)
+            );
+        };
+        check(&k_new, &x, &b, "first solve");
         // The same changes again with another right-hand side: the cached dense
         // system's factorization is reused, and must still solve K_new.
         let b2: Vec<f64> = (0..c.n_free).map(|_| rng.range(-1.0, 1.0)).collect();
         let mut x2 = b2.clone();
         assert!(lr.solve(&mut factor, st, &diodes, &coef, ends, &mut x2));
-        let r2: Vec<f64> = sym_matvec(&c, &k_new, &x2)
-            .iter()
-            .zip(&b2)
-            .map(|(y, z)| y - z)
-            .collect();
-        assert!(
-            max_abs(&r2) <= 1e-11 * knorm * max_abs(&x2),
-            "round {round}, second solve: residual {:e}",
-            max_abs(&r2)
-        );
+        check(&k_new, &x2, &b2, "second solve");
         // The same diodes with other coefficients (halfway): the cached dense system
         // must not be reused.
         let half: Vec<f64> = coef.iter().map(|c| 0.5 * c).collect();
@@ -172,17 +165,7 @@ fn check(side: usize, seed: u64, rounds: usize) -> bool {
         }
         let mut x3 = b2.clone();
         assert!(lr.solve(&mut factor, st, &diodes, &half, ends, &mut x3));
-        let k_half = values(&net, &c, &g_half);
-        let r3: Vec<f64> = sym_matvec(&c, &k_half, &x3)
-            .iter()
-            .zip(&b2)
-            .map(|(y, z)| y - z)
-            .collect();
-        assert!(
-            max_abs(&r3) <= 1e-11 * max_abs(&k_half) * 5.0 * max_abs(&x3),
-            "round {round}, halfway coefficients: residual {:e}",
-            max_abs(&r3)
-        );
+        check(&values(&net, &c, &g_half), &x3, &b2, "halfway coefficients");
         // A fresh factorization of K_new.
         let mut fresh = Factor::new(&c, Parallelism::Serial);
         fresh.factorize(&k_new).unwrap();
