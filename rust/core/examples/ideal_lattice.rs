@@ -6,40 +6,17 @@
 //! (lattice side, repeats; `--ideal-only` skips the linear solve). `OHMFLOW_RHO`
 //! overrides the augmented-Lagrangian penalty (`SolveOptions::rho`, default 1e4).
 
-use ohmflow_core::{solve_batch, DiodeModel, Network, SolveOptions, SourceValue};
+use ohmflow_core::{solve_batch, Network, SolveOptions};
 use std::time::Instant;
 
 #[path = "../benches/common/mod.rs"]
 mod common;
-use common::{grid_edges, Rng};
+use common::Diodes;
 
+/// The benches' lattice (`benches/common`): 10% ideal diodes, or none.
 fn lattice(side: usize, ideal: bool, seed: u64) -> Network {
-    let mut rng = Rng(seed);
-    let mut net = Network::new();
-    let first = net.add_nodes(side * side).expect("nodes");
-    let id = |r: usize, c: usize| first + r * side + c;
-    let (a, b) = grid_edges(first, side);
-    let g: Vec<f64> = (0..a.len()).map(|_| rng.uniform(0.5e-3, 2e-3)).collect();
-    net.add_resistors(&a, &b, &g).expect("resistors");
-    if ideal {
-        let (mut da, mut db) = (Vec::new(), Vec::new());
-        for (&x, &y) in a.iter().zip(&b) {
-            let keep = rng.uniform(0.0, 1.0) < 0.1;
-            let forward = rng.uniform(0.0, 1.0) < 0.5;
-            if keep {
-                let (p, q) = if forward { (x, y) } else { (y, x) };
-                da.push(p);
-                db.push(q);
-            }
-        }
-        let models = vec![DiodeModel::Ideal { v_on: 0.0 }; da.len()];
-        net.add_diodes(&da, &db, &models).expect("diodes");
-    }
-    net.add_voltage_source(id(0, 0), SourceValue::Fixed(1.0))
-        .expect("source");
-    net.add_voltage_source(id(side - 1, side - 1), SourceValue::Fixed(-1.0))
-        .expect("source");
-    net
+    let diodes = if ideal { Diodes::Ideal } else { Diodes::None };
+    common::lattice(side, diodes, false, seed)
 }
 
 fn main() {

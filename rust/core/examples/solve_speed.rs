@@ -1,26 +1,21 @@
 //! Times one factorization and repeated single right-hand-side solves of the 1M-edge
 //! lattice (the solves the ideal-diode iteration repeats).
 use ohmflow_core::factor::Factor;
-use ohmflow_core::{Network, Parallelism, SourceValue};
+use ohmflow_core::Parallelism;
 use std::time::Instant;
 
 #[path = "../benches/common/mod.rs"]
 mod common;
-use common::{grid_edges, Rng};
+use common::{lattice, Diodes};
 
 fn main() {
     let side: usize = std::env::args()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(708);
-    let mut rng = Rng(3);
-    let mut net = Network::new();
-    let first = net.add_nodes(side * side).unwrap();
-    let (a, b) = grid_edges(first, side);
-    let g: Vec<f64> = (0..a.len()).map(|_| rng.uniform(0.5e-3, 2e-3)).collect();
-    net.add_resistors(&a, &b, &g).unwrap();
-    net.add_voltage_source(first, SourceValue::Fixed(1.0))
-        .unwrap();
+    // The benches' linear lattice (both corners clamped).
+    let net = lattice(side, Diodes::None, false, 3);
+    let g = net.conductances();
     let c = net.compiled().unwrap();
     let mut values = vec![0.0; c.nnz()];
     for (k, s) in c.res_slots.iter().enumerate() {
