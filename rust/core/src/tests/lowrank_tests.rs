@@ -4,7 +4,7 @@ use super::*;
 use crate::compile::{stamp, Compiled};
 use crate::factor::{Factor, Parallelism};
 use crate::network::{DiodeModel, Network, SourceValue, NONE};
-use crate::test_util::{grid_edges, Rng};
+use crate::test_util::{resistor_grid, Rng};
 use faer::sparse::linalg::cholesky::SymbolicCholeskyRaw;
 
 /// A side × side lattice of 0.5–2 S resistors, one corner clamped, a diode (ideal,
@@ -12,12 +12,8 @@ use faer::sparse::linalg::cholesky::SymbolicCholeskyRaw;
 /// clamped corner (a branch with a single free end).
 fn lattice(side: usize, seed: u64) -> Network {
     let mut rng = Rng(seed);
-    let mut net = Network::new();
-    let first = net.add_nodes(side * side).unwrap();
+    let (mut net, first, a, b) = resistor_grid(side, &mut rng, 0.5, 2.0);
     let id = |r: usize, c: usize| first + r * side + c;
-    let (a, b) = grid_edges(first, side);
-    let g: Vec<f64> = a.iter().map(|_| rng.range(0.5, 2.0)).collect();
-    net.add_resistors(&a, &b, &g).unwrap();
     let (mut da, mut db) = (vec![id(0, 0)], vec![id(0, 1)]);
     for k in (0..a.len()).step_by(3) {
         da.push(a[k]);

@@ -9,7 +9,7 @@ use crate::factor::Parallelism;
 use crate::network::NONE;
 use crate::network::{DiodeModel, Network, SourceValue};
 use crate::solve::{solve_batch, SolveOptions};
-use crate::test_util::{grid_edges, Rng};
+use crate::test_util::{resistor_grid, Rng};
 
 /// A side × side lattice of 0.5–2 mS resistors, corners at +1 V and −1 V, `nd`
 /// ideal diodes (v_on in [0, 0.2] V) on random distinct free–free edges, randomly
@@ -21,12 +21,8 @@ fn small_net(side: usize, nd: usize, seed: u64) -> Network {
 /// [`small_net`] with v_on in [0, `v_max`].
 fn lattice_net(side: usize, nd: usize, seed: u64, v_max: f64) -> Network {
     let mut rng = Rng(seed);
-    let mut net = Network::new();
-    let first = net.add_nodes(side * side).unwrap();
+    let (mut net, first, a, b) = resistor_grid(side, &mut rng, 0.5e-3, 2e-3);
     let id = |r: usize, c: usize| first + r * side + c;
-    let (a, b) = grid_edges(first, side);
-    let g: Vec<f64> = a.iter().map(|_| rng.range(0.5e-3, 2e-3)).collect();
-    net.add_resistors(&a, &b, &g).unwrap();
     let (hi, lo) = (id(0, 0), id(side - 1, side - 1));
     let mut edges: Vec<usize> = (0..a.len()).collect();
     for i in (1..edges.len()).rev() {

@@ -3,7 +3,7 @@ use super::*;
 use crate::error::Error;
 use crate::factor::Parallelism;
 use crate::network::{DiodeModel, Network, SourceValue, GROUND};
-use crate::test_util::{grid_edges, Rng};
+use crate::test_util::{grid_edges, resistor_grid, Rng};
 use proptest::prelude::*;
 
 // ======================================================================== helpers
@@ -1807,12 +1807,8 @@ fn thevenin_estimate_is_exact_for_one_diode_and_one_resistor() {
 /// given an ideal diode (v_on = 0) in parallel, randomly oriented (as the benches).
 fn ideal_lattice(side: usize, seed: u64) -> Network {
     let mut rng = Rng(seed);
-    let mut net = Network::new();
-    let first = net.add_nodes(side * side).unwrap();
+    let (mut net, first, a, b) = resistor_grid(side, &mut rng, 0.5e-3, 2e-3);
     let id = |r: usize, c: usize| first + r * side + c;
-    let (a, b) = grid_edges(first, side);
-    let g: Vec<f64> = a.iter().map(|_| rng.range(0.5e-3, 2e-3)).collect();
-    net.add_resistors(&a, &b, &g).unwrap();
     let (mut da, mut db) = (Vec::new(), Vec::new());
     for (&x, &y) in a.iter().zip(&b) {
         if rng.unif() < 0.1 {

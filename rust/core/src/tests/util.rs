@@ -49,3 +49,20 @@ pub(crate) fn grid_edges(first: usize, side: usize) -> (Vec<usize>, Vec<usize>) 
     }
     (a, b)
 }
+
+/// A network of side × side nodes (node (r, c) is `first + r side + c`, returned
+/// with the grid's edges) whose grid edges are resistors of conductances drawn
+/// uniformly in [lo, hi), one draw of `rng` per edge in [`grid_edges`]' order.
+pub(crate) fn resistor_grid(
+    side: usize,
+    rng: &mut Rng,
+    lo: f64,
+    hi: f64,
+) -> (crate::network::Network, usize, Vec<usize>, Vec<usize>) {
+    let mut net = crate::network::Network::new();
+    let first = net.add_nodes(side * side).unwrap();
+    let (a, b) = grid_edges(first, side);
+    let g: Vec<f64> = a.iter().map(|_| rng.range(lo, hi)).collect();
+    net.add_resistors(&a, &b, &g).unwrap();
+    (net, first, a, b)
+}
