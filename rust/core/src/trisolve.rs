@@ -135,9 +135,17 @@ impl Plan {
     }
 
     /// Whether the plan splits the work between two groups.
-    #[cfg(test)]
     pub(crate) fn is_split(&self) -> bool {
         self.a > 0
+    }
+
+    /// Threads worth using: one when there is nothing to split.
+    fn threads(&self, allowed: usize) -> usize {
+        if self.is_split() {
+            allowed
+        } else {
+            1
+        }
     }
 }
 
@@ -173,33 +181,28 @@ pub(crate) fn l_solve(
     let ca = plan.ca;
     let Scratch { ta, tmp_a, tmp_b } = sc;
     let (xa, xb) = x.split_at_mut(ca);
-    if plan.a > 0 {
-        // The first group writes only the top's entries of its buffer: zero those.
-        ta.resize(n - ca, 0.0);
-        for &s in &plan.top {
-            ta[st.begin[s] - ca..st.begin[s + 1] - ca].fill(0.0);
-        }
-        both(
-            threads,
-            || forward(st, l, 0..plan.a, xa, 0, ta, ca, tmp_a),
-            || {
-                for r in &plan.b {
-                    forward(st, l, r.clone(), xb, ca, &mut [], n, tmp_b);
-                }
-            },
-        );
-        for &s in &plan.top {
-            for c in st.begin[s]..st.begin[s + 1] {
-                xb[c - ca] -= ta[c - ca];
+    // The first group writes only the top's entries of its buffer: zero those (a plan
+    // without a first group has no top either, and its buffer stays empty).
+    ta.resize(if plan.a > 0 { n - ca } else { 0 }, 0.0);
+    for &s in &plan.top {
+        ta[st.begin[s] - ca..st.begin[s + 1] - ca].fill(0.0);
+    }
+    both(
+        plan.threads(threads),
+        || forward(st, l, 0..plan.a, xa, 0, ta, ca, tmp_a),
+        || {
+            for r in &plan.b {
+                forward(st, l, r.clone(), xb, ca, &mut [], n, tmp_b);
             }
+        },
+    );
+    for &s in &plan.top {
+        for c in st.begin[s]..st.begin[s + 1] {
+            xb[c - ca] -= ta[c - ca];
         }
-        for &s in &plan.top {
-            forward(st, l, s..s + 1, xb, ca, &mut [], n, tmp_a);
-        }
-    } else {
-        for r in &plan.b {
-            forward(st, l, r.clone(), xb, ca, &mut [], n, tmp_b);
-        }
+    }
+    for &s in &plan.top {
+        forward(st, l, s..s + 1, xb, ca, &mut [], n, tmp_a);
     }
 }
 
@@ -217,31 +220,26 @@ pub(crate) fn lt_solve(
     let ca = plan.ca;
     let Scratch { ta, tmp_a, tmp_b } = sc;
     let (xa, xb) = x.split_at_mut(ca);
-    if plan.a > 0 {
-        for &s in plan.top.iter().rev() {
-            backward(st, l, s..s + 1, xb, ca, &[], n, tmp_b);
-        }
-        // A reads the top's values from a copy while B works on its columns.
-        ta.resize(n - ca, 0.0);
-        for &s in &plan.top {
-            let cols = st.begin[s] - ca..st.begin[s + 1] - ca;
-            ta[cols.clone()].copy_from_slice(&xb[cols]);
-        }
-        let ta = &*ta;
-        both(
-            threads,
-            || backward(st, l, 0..plan.a, xa, 0, ta, ca, tmp_a),
-            || {
-                for r in plan.b.iter().rev() {
-                    backward(st, l, r.clone(), xb, ca, &[], n, tmp_b);
-                }
-            },
-        );
-    } else {
-        for r in plan.b.iter().rev() {
-            backward(st, l, r.clone(), xb, ca, &[], n, tmp_b);
-        }
+    for &s in plan.top.iter().rev() {
+        backward(st, l, s..s + 1, xb, ca, &[], n, tmp_b);
     }
+    // The first group reads the top's values from a copy while the other works on
+    // its columns.
+    ta.resize(if plan.a > 0 { n - ca } else { 0 }, 0.0);
+    for &s in &plan.top {
+        let cols = st.begin[s] - ca..st.begin[s + 1] - ca;
+        ta[cols.clone()].copy_from_slice(&xb[cols]);
+    }
+    let ta = &*ta;
+    both(
+        plan.threads(threads),
+        || backward(st, l, 0..plan.a, xa, 0, ta, ca, tmp_a),
+        || {
+            for r in plan.b.iter().rev() {
+                backward(st, l, r.clone(), xb, ca, &[], n, tmp_b);
+            }
+        },
+    );
 }
 
 with_avx2! {
