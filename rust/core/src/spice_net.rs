@@ -99,7 +99,8 @@ pub fn circuit_from_netlist(nl: &SpiceNetlist) -> Result<SpiceCircuit> {
     let (mut ra, mut rb, mut rg) = (Vec::new(), Vec::new(), Vec::new());
     let has_two_ports = !two.at.is_empty() || !two.consumed.is_empty();
     for (ei, e) in nl.elements.iter().enumerate() {
-        if let Some(&(kind, k)) = two.at.get(&ei).filter(|_| has_two_ports) {
+        let port = if has_two_ports { two.at.get(&ei) } else { None };
+        if let Some(&(kind, k)) = port {
             // The first element of a recognised two-port builds it; the others are part of it.
             let (q, value, name) = if kind == 0 {
                 let t = &two.transformers[k];
